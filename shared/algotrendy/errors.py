@@ -1,0 +1,27 @@
+"""Errors named for what the caller must do, translated once at the edges (CLI, API).
+
+Every error here carries a message meant to be shown as is: it names the file, row,
+column, parameter or strategy that is wrong, so the CLI prints one line and the API
+returns a problem+json body without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AlgoTrendyError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class DataError(AlgoTrendyError, ValueError):
+    """Input market data is unreadable or inconsistent (bad file, missing column, bad row)."""
+
+
+class ParameterError(AlgoTrendyError, ValueError):
+    """A strategy or backtest parameter is missing, of the wrong type or out of range."""
+
+
+class UnknownStrategyError(AlgoTrendyError, KeyError):
+    """No strategy is registered under the requested name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else "unknown strategy"
