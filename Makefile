@@ -3,22 +3,33 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+HASH   := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-test-$(HASH)
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 OUT    ?= out
+.DEFAULT_GOAL := run
 
 .PHONY: run test test-fast test-all lint typecheck bench clean venv
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Tests need everything (extras data, aws and the test tools); `make run` only the core.
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	rm -f $(VENV)/.installed-*
+	rm -f $(VENV)/.installed-test-*
+	touch $@ $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[data]'
+	rm -f $(VENV)/.installed-run-*
 	touch $@
 
 venv: $(STAMP)
 
 ## The main job on embedded defaults: backtest + sweep of a built-in strategy on bundled sample data.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/algotrendy demo --out $(OUT)
 
 ## Lint, type check and every test (slow suites included).
@@ -42,3 +53,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+# Offline checks of template.yaml and statemachines/ (sam validate, cfn-lint, asl-validator, sam build).
+-include Makefile.template-checks.mk

@@ -25,3 +25,8 @@ class UnknownStrategyError(AlgoTrendyError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
         return str(self.args[0]) if self.args else "unknown strategy"
+
+
+class SourceUnavailableError(AlgoTrendyError):
+    """A market-data source could not be reached or refused the request (network down,
+    rate limit, quota spent). The message names the source and the cause in one line."""

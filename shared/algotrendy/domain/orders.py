@@ -1,8 +1,21 @@
-"""Order vocabulary shared by the backtester, the execution engine and the API."""
+"""Order vocabulary shared by the backtester, the execution engine, the webhook, the
+signal evaluator and the API.
+
+An `OrderIntent` is what producers (TradingView webhook, signal evaluator, API) put on the
+`orders.fifo` queue; only the execution engine turns intents into broker orders, after the
+risk check. Its `client_order_id` is derived from the intent id, so a redelivered intent,
+a retried submit or a restart can never place a second order (brokers refuse a duplicate
+client order id; Binance `newClientOrderId` allows 36 chars of `[.A-Z:/a-z0-9_-]`).
+"""
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class Side(StrEnum):
@@ -15,3 +28,78 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+
+
+class TimeInForce(StrEnum):
+    GTC = "gtc"  # good till cancelled
+    IOC = "ioc"  # immediate or cancel
+    FOK = "fok"  # fill or kill
+    DAY = "day"
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    SUBMITTED = "submitted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # a submit timed out: resolved by asking the broker, never assumed
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderIntent(BaseModel):
+    """A request to trade, not yet risk-checked. Immutable; version 1 of the wire format."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1] = 1
+    intent_id: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    account: str = Field("default", min_length=1, max_length=64)
+    strategy: str | None = Field(None, max_length=64)
+    symbol: str = Field(min_length=1, max_length=32)
+    side: Side
+    quantity: float = Field(gt=0, description="units of the base asset / shares / contracts")
+    order_type: OrderType = OrderType.MARKET
+    limit_price: float | None = Field(None, gt=0)
+    stop_price: float | None = Field(None, gt=0)
+    trail_percent: float | None = Field(None, gt=0, lt=100)
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+    source: str = Field("api", description="webhook | signal | api | cli")
+    created_at: AwareDatetime = Field(default_factory=_utcnow)
+
+    @model_validator(mode="after")
+    def _prices_fit_type(self) -> Self:
+        need = {
+            OrderType.MARKET: (),
+            OrderType.LIMIT: ("limit_price",),
+            OrderType.STOP: ("stop_price",),
+            OrderType.STOP_LIMIT: ("limit_price", "stop_price"),
+            OrderType.TRAILING_STOP: ("trail_percent",),
+        }[self.order_type]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.order_type.value} order needs {', '.join(missing)}")
+        return self
+
+    @property
+    def client_order_id(self) -> str:
+        """Deterministic id sent to the broker: same intent, same id, at most one order."""
+        digest = hashlib.sha256(f"{self.account}|{self.intent_id}".encode()).hexdigest()
+        return f"at-{digest[:29]}"
+
+    @property
+    def message_group_id(self) -> str:
+        """SQS FIFO group: orders for one account and symbol stay in sequence."""
+        return f"{self.account}:{self.symbol}"
