@@ -3,7 +3,9 @@
 It keeps what makes the engine's guarantees testable on a laptop: visibility timeouts
 and redelivery, FIFO message groups with one in-flight message per group, the 5-minute
 FIFO de-duplication window, and a dead-letter queue after `max_receive_count` receives.
-Thread-safe; `receive` long-polls on a condition variable.
+One receive may return several messages of a group (in order), as SQS does; while any of
+them is in flight, the group yields nothing more. Thread-safe; `receive` long-polls on a
+condition variable.
 """
 
 from __future__ import annotations
@@ -119,8 +121,6 @@ class InMemoryQueue:
             entry.receive_count += 1
             entry.visible_at = now + timeout
             entry.receipt = f"{entry.message_id}:{entry.receive_count}"
-            if self.fifo:
-                busy_groups.add(entry.group_id)
             out.append(
                 QueueMessage(
                     body=entry.body,
