@@ -1,0 +1,31 @@
+"""Relational storage (SQLAlchemy 2): SQLite locally, PostgreSQL (psycopg 3) in production.
+
+Schema changes go through Alembic migrations (`migrations/` at the repository root, run by
+`upgrade_database`); the ORM models here are the schema's single source of truth.
+"""
+
+from algotrendy.storage.relational.database import (
+    create_db_engine,
+    session_factory,
+    upgrade_database,
+)
+from algotrendy.storage.relational.models import (
+    AuditLogRow,
+    Base,
+    FillRow,
+    OrderRow,
+    PnlDailyRow,
+    PositionRow,
+)
+
+__all__ = [
+    "AuditLogRow",
+    "Base",
+    "FillRow",
+    "OrderRow",
+    "PnlDailyRow",
+    "PositionRow",
+    "create_db_engine",
+    "session_factory",
+    "upgrade_database",
+]

@@ -1,0 +1,142 @@
+"""Tables owned by the execution engine (the only writer of orders, fills and positions)
+and the audit log.
+
+Quantities and prices are NUMERIC(30, 12) in PostgreSQL so sums of fills are exact in the
+database; Python sees floats (asdecimal=False) like the rest of the engine.
+Uniqueness constraints carry the idempotency rules: one order per client order id, one
+fill per broker fill id, one position row per account/strategy/symbol.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so Alembic migrations are the same on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def Amount() -> Numeric[float]:  # noqa: N802 - reads as a column type
+    return Numeric(30, 12, asdecimal=False)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    intent_id: Mapped[str] = mapped_column(String(128), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str | None] = mapped_column(String(64))
+    broker: Mapped[str] = mapped_column(String(32))
+    broker_order_id: Mapped[str | None] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    time_in_force: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[float] = mapped_column(Amount())
+    limit_price: Mapped[float | None] = mapped_column(Amount())
+    stop_price: Mapped[float | None] = mapped_column(Amount())
+    trail_percent: Mapped[float | None] = mapped_column(Amount())
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    filled_quantity: Mapped[float] = mapped_column(Amount(), default=0.0)
+    avg_fill_price: Mapped[float | None] = mapped_column(Amount())
+    fees: Mapped[float] = mapped_column(Amount(), default=0.0)
+    reason: Mapped[str | None] = mapped_column(Text, doc="why rejected / cancelled / unknown")
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy API
+    __table_args__ = (Index("ix_orders_account_symbol_status", "account", "symbol", "status"),)
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+    __table_args__ = (UniqueConstraint("broker", "broker_fill_id", name="uq_fills_broker_fill"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    broker: Mapped[str] = mapped_column(String(32))
+    broker_fill_id: Mapped[str] = mapped_column(String(128))
+    account: Mapped[str] = mapped_column(String(64))
+    strategy: Mapped[str | None] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[float] = mapped_column(Amount())
+    price: Mapped[float] = mapped_column(Amount())
+    fee: Mapped[float] = mapped_column(Amount(), default=0.0)
+    fee_currency: Mapped[str | None] = mapped_column(String(16))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PositionRow(Base):
+    """One sub-ledger row per account, strategy and symbol (strategy '' = unattributed)."""
+
+    __tablename__ = "positions"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    quantity: Mapped[float] = mapped_column(Amount(), default=0.0)
+    avg_price: Mapped[float] = mapped_column(Amount(), default=0.0)
+    realized_pnl: Mapped[float] = mapped_column(Amount(), default=0.0)
+    fees: Mapped[float] = mapped_column(Amount(), default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class PnlDailyRow(Base):
+    __tablename__ = "pnl_daily"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    realized_pnl: Mapped[float] = mapped_column(Amount(), default=0.0)
+    unrealized_pnl: Mapped[float] = mapped_column(Amount(), default=0.0)
+    fees: Mapped[float] = mapped_column(Amount(), default=0.0)
+
+
+class AuditLogRow(Base):
+    __tablename__ = "audit_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
