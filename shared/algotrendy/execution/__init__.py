@@ -1,0 +1,1 @@
+"""Execution: order lifecycle, risk, positions and PnL, brokers, the engine loop."""
