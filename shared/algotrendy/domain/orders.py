@@ -103,3 +103,74 @@ class OrderIntent(BaseModel):
     def message_group_id(self) -> str:
         """SQS FIFO group: orders for one account and symbol stay in sequence."""
         return f"{self.account}:{self.symbol}"
+
+
+class Fill(BaseModel):
+    """One execution reported by a broker."""
+
+    model_config = ConfigDict(frozen=True)
+
+    broker: str
+    broker_fill_id: str
+    client_order_id: str
+    account: str
+    strategy: str | None
+    symbol: str
+    side: Side
+    quantity: float = Field(gt=0)
+    price: float = Field(gt=0)
+    fee: float = 0.0
+    fee_currency: str | None = None
+    time: AwareDatetime
+
+
+class Order(BaseModel):
+    """An order as the engine tracks it; status changes go through execution.lifecycle."""
+
+    model_config = ConfigDict(validate_assignment=False)
+
+    client_order_id: str
+    intent_id: str
+    account: str
+    strategy: str | None
+    broker: str
+    broker_order_id: str | None = None
+    symbol: str
+    side: Side
+    order_type: OrderType
+    time_in_force: TimeInForce = TimeInForce.GTC
+    quantity: float
+    limit_price: float | None = None
+    stop_price: float | None = None
+    trail_percent: float | None = None
+    status: OrderStatus = OrderStatus.NEW
+    filled_quantity: float = 0.0
+    avg_fill_price: float | None = None
+    fees: float = 0.0
+    reason: str | None = None
+    source: str = "api"
+    created_at: AwareDatetime = Field(default_factory=_utcnow)
+    updated_at: AwareDatetime = Field(default_factory=_utcnow)
+
+    @classmethod
+    def from_intent(cls, intent: OrderIntent, broker: str) -> Order:
+        return cls(
+            client_order_id=intent.client_order_id,
+            intent_id=intent.intent_id,
+            account=intent.account,
+            strategy=intent.strategy,
+            broker=broker,
+            symbol=intent.symbol,
+            side=intent.side,
+            order_type=intent.order_type,
+            time_in_force=intent.time_in_force,
+            quantity=intent.quantity,
+            limit_price=intent.limit_price,
+            stop_price=intent.stop_price,
+            trail_percent=intent.trail_percent,
+            source=intent.source,
+        )
+
+    @property
+    def remaining(self) -> float:
+        return max(self.quantity - self.filled_quantity, 0.0)

@@ -1,0 +1,243 @@
+"""SQLAlchemy repositories for the execution engine's state.
+
+Each method is one transaction, so "durable" has one meaning: the call returned. The
+engine deletes a queue message only after the repository call that records the order's
+new state has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from algotrendy.domain.orders import (
+    TERMINAL_STATUSES,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from algotrendy.execution.positions import Position
+from algotrendy.storage.relational.database import session_factory
+from algotrendy.storage.relational.models import (
+    AuditLogRow,
+    FillRow,
+    OrderRow,
+    PnlDailyRow,
+    PositionRow,
+)
+
+_ORDER_FIELDS = (
+    "client_order_id", "intent_id", "account", "strategy", "broker", "broker_order_id",
+    "symbol", "side", "order_type", "time_in_force", "quantity", "limit_price", "stop_price",
+    "trail_percent", "status", "filled_quantity", "avg_fill_price", "fees", "reason", "source",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+class DuplicateOrderError(Exception):
+    """An order with this client order id is already recorded."""
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
+def _to_order(row: OrderRow) -> Order:
+    return Order(
+        client_order_id=row.client_order_id,
+        intent_id=row.intent_id,
+        account=row.account,
+        strategy=row.strategy,
+        broker=row.broker,
+        broker_order_id=row.broker_order_id,
+        symbol=row.symbol,
+        side=Side(row.side),
+        order_type=OrderType(row.order_type),
+        time_in_force=TimeInForce(row.time_in_force),
+        quantity=row.quantity,
+        limit_price=row.limit_price,
+        stop_price=row.stop_price,
+        trail_percent=row.trail_percent,
+        status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity,
+        avg_fill_price=row.avg_fill_price,
+        fees=row.fees,
+        reason=row.reason,
+        source=row.source,
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _order_values(order: Order) -> dict[str, Any]:
+    values = {f: getattr(order, f) for f in _ORDER_FIELDS}
+    for enum_field in ("side", "order_type", "time_in_force", "status"):
+        values[enum_field] = values[enum_field].value
+    return values
+
+
+class SqlExecutionRepository:
+    """Orders, fills, positions, daily PnL and the audit log in one relational database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session: sessionmaker[Session] = session_factory(engine)
+
+    # -- orders --------------------------------------------------------------------------
+    def create_order(self, order: Order) -> Order:
+        try:
+            with self._session.begin() as s:
+                s.add(OrderRow(**_order_values(order)))
+        except IntegrityError as exc:
+            raise DuplicateOrderError(order.client_order_id) from exc
+        return order
+
+    def get_order(self, client_order_id: str) -> Order | None:
+        with self._session() as s:
+            row = s.scalars(
+                select(OrderRow).where(OrderRow.client_order_id == client_order_id)
+            ).one_or_none()
+            return _to_order(row) if row else None
+
+    def save_order(self, order: Order) -> None:
+        with self._session.begin() as s:
+            row = s.scalars(
+                select(OrderRow).where(OrderRow.client_order_id == order.client_order_id)
+            ).one()
+            for key, value in _order_values(order).items():
+                if key != "created_at":
+                    setattr(row, key, value)
+            row.updated_at = datetime.now(UTC)
+
+    def open_orders(self, account: str | None = None) -> list[Order]:
+        q = select(OrderRow).where(OrderRow.status.not_in([s.value for s in TERMINAL_STATUSES]))
+        if account is not None:
+            q = q.where(OrderRow.account == account)
+        with self._session() as s:
+            return [_to_order(r) for r in s.scalars(q.order_by(OrderRow.id))]
+
+    def list_orders(self, account: str | None = None, limit: int = 100) -> list[Order]:
+        q = select(OrderRow).order_by(OrderRow.id.desc()).limit(limit)
+        if account is not None:
+            q = q.where(OrderRow.account == account)
+        with self._session() as s:
+            return [_to_order(r) for r in s.scalars(q)]
+
+    # -- fills ---------------------------------------------------------------------------
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a fill once; False if this broker fill id was already recorded."""
+        try:
+            with self._session.begin() as s:
+                order_id = s.scalars(
+                    select(OrderRow.id).where(OrderRow.client_order_id == fill.client_order_id)
+                ).one()
+                s.add(
+                    FillRow(
+                        order_id=order_id,
+                        broker=fill.broker,
+                        broker_fill_id=fill.broker_fill_id,
+                        account=fill.account,
+                        strategy=fill.strategy,
+                        symbol=fill.symbol,
+                        side=fill.side.value,
+                        quantity=fill.quantity,
+                        price=fill.price,
+                        fee=fill.fee,
+                        fee_currency=fill.fee_currency,
+                        time=fill.time,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def fills_for(self, client_order_id: str) -> list[Fill]:
+        with self._session() as s:
+            rows = s.execute(
+                select(FillRow, OrderRow.client_order_id)
+                .join(OrderRow, FillRow.order_id == OrderRow.id)
+                .where(OrderRow.client_order_id == client_order_id)
+                .order_by(FillRow.id)
+            ).all()
+            return [
+                Fill(
+                    broker=r.broker,
+                    broker_fill_id=r.broker_fill_id,
+                    client_order_id=coid,
+                    account=r.account,
+                    strategy=r.strategy,
+                    symbol=r.symbol,
+                    side=Side(r.side),
+                    quantity=r.quantity,
+                    price=r.price,
+                    fee=r.fee,
+                    fee_currency=r.fee_currency,
+                    time=_aware(r.time),
+                )
+                for r, coid in rows
+            ]
+
+    # -- positions and pnl ----------------------------------------------------------------
+    def save_positions(self, positions: Iterable[Position]) -> None:
+        with self._session.begin() as s:
+            for p in positions:
+                s.merge(
+                    PositionRow(
+                        account=p.account,
+                        strategy=p.strategy,
+                        symbol=p.symbol,
+                        quantity=p.quantity,
+                        avg_price=p.avg_price,
+                        realized_pnl=p.realized_pnl,
+                        fees=p.fees,
+                    )
+                )
+
+    def load_positions(self) -> list[Position]:
+        with self._session() as s:
+            return [
+                Position(r.account, r.strategy, r.symbol, r.quantity, r.avg_price,
+                         r.realized_pnl, r.fees)
+                for r in s.scalars(select(PositionRow))
+            ]  # fmt: skip
+
+    def add_daily_pnl(
+        self, account: str, strategy: str, day: date, *, realized: float, fees: float
+    ) -> None:
+        with self._session.begin() as s:
+            row = s.get(PnlDailyRow, (account, strategy, day))
+            if row is None:
+                row = PnlDailyRow(account=account, strategy=strategy, day=day,
+                                  realized_pnl=0.0, unrealized_pnl=0.0, fees=0.0)  # fmt: skip
+                s.add(row)
+            row.realized_pnl += realized
+            row.fees += fees
+
+    def daily_pnl(self, account: str, day: date) -> float:
+        """Net realised PnL of `account` on `day`, over all strategies."""
+        with self._session() as s:
+            rows = s.scalars(
+                select(PnlDailyRow).where(PnlDailyRow.account == account, PnlDailyRow.day == day)
+            ).all()
+            return float(sum(r.realized_pnl - r.fees for r in rows))
+
+    # -- audit ---------------------------------------------------------------------------
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+        ip: str | None = None,
+    ) -> None:
+        with self._session.begin() as s:
+            s.add(AuditLogRow(actor=actor, action=action, target=target, detail=detail or {},
+                              ip=ip))  # fmt: skip
