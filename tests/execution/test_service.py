@@ -109,5 +109,7 @@ def test_engine_process_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, out
+    # uvicorn >= 0.30 re-raises the signal after its graceful shutdown, hence -SIGTERM.
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out
     assert "engine stopped" in out

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from algotrendy.domain.orders import (
@@ -87,6 +87,8 @@ class ExecutionEngine:
         self.stats = EngineStats()
         self._lock = threading.RLock()
         self._open: dict[str, Order] = {}
+        self._daily: dict[tuple[str, date], float] = {}
+        self._fill_ids: dict[str, set[str]] = {}  # fills already recorded, per live order
         self._stop = threading.Event()
 
     # -- start-up ------------------------------------------------------------------------
@@ -169,15 +171,8 @@ class ExecutionEngine:
     # -- one intent ----------------------------------------------------------------------
     def process(self, intent: OrderIntent) -> Order:
         t0 = time.perf_counter()
-        existing = self.repo.get_order(intent.client_order_id)
-        if existing is not None:
-            self.stats.duplicates += 1
-            if existing.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
-                remote = self.broker.get_order(existing.client_order_id)
-                if remote is not None:
-                    self._apply_broker_order(existing, remote)
-            return existing
-
+        # The insert of the order is the duplicate check (unique client order id): one
+        # round trip for new intents, and a redelivery can never slip past it.
         order = Order.from_intent(intent, broker=self.broker.name)
         with self._lock:
             decision = self.risk.check(intent, self._snapshot(intent))
@@ -187,11 +182,9 @@ class ExecutionEngine:
             try:
                 self.repo.create_order(order)
             except DuplicateOrderError:
-                self.stats.duplicates += 1
-                found = self.repo.get_order(intent.client_order_id)
-                assert found is not None
-                return found
+                return self._redelivered(intent)
             if decision.approved:
+                self._fill_ids[order.client_order_id] = set()
                 self._open[order.client_order_id] = order
         self.stats.processed += 1
         if not decision.approved:
@@ -221,6 +214,20 @@ class ExecutionEngine:
             self.stats.submit_latencies.append(time.perf_counter() - t0)
         self._apply_broker_order(order, remote)
         return order
+
+    def _redelivered(self, intent: OrderIntent) -> Order:
+        """The intent's order exists: never submit again; resolve it if in doubt."""
+        self.stats.duplicates += 1
+        existing = self._open.get(intent.client_order_id) or self.repo.get_order(
+            intent.client_order_id
+        )
+        if existing is None:
+            raise RuntimeError(f"order {intent.client_order_id} vanished after a duplicate insert")
+        if existing.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            remote = self.broker.get_order(existing.client_order_id)
+            if remote is not None:
+                self._apply_broker_order(existing, remote)
+        return existing
 
     def _resolve_timeout(self, order: Order, exc: SubmitTimeoutError) -> None:
         """A submit that never answered: UNKNOWN until the broker says what it has."""
@@ -298,31 +305,38 @@ class ExecutionEngine:
             open_sell_quantity=sells,
             open_orders=sum(1 for o in self._open.values() if o.account == intent.account),
             price=price,
-            daily_pnl=self.repo.daily_pnl(intent.account, today) + unrealized,
+            daily_pnl=self._daily_pnl(intent.account, today) + unrealized,
             kill_switch=self.kill_switch,
         )
 
     def _apply_broker_order(self, order: Order, remote: BrokerOrder) -> None:
+        """Fold the broker's view of an order into ours, in one database transaction."""
         with self._lock:
             order.broker_order_id = remote.broker_order_id or order.broker_order_id
-            new_fills = []
-            for bf in remote.fills:
-                fill = Fill(
-                    broker=self.broker.name, broker_fill_id=bf.fill_id,
-                    client_order_id=order.client_order_id, account=order.account,
-                    strategy=order.strategy, symbol=order.symbol, side=order.side,
-                    quantity=bf.quantity, price=bf.price, fee=bf.fee,
-                    fee_currency=bf.fee_currency, time=bf.time,
-                )  # fmt: skip
-                if self.repo.record_fill(fill):
-                    new_fills.append(fill)
-            for f in new_fills:
-                realized = self.book.apply_fill(
-                    account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
-                    quantity=f.quantity, price=f.price, fee=f.fee,
-                )  # fmt: skip
-                self.repo.add_daily_pnl(f.account, f.strategy or "", f.time.date(),
-                                        realized=realized, fees=f.fee)  # fmt: skip
+            known = self._fill_ids.get(order.client_order_id)
+            if known is None:  # first look at this order in this process: ask the database
+                known = self.repo.known_fill_ids(
+                    self.broker.name, [f.fill_id for f in remote.fills]
+                )
+                self._fill_ids[order.client_order_id] = known
+            new_fills = [
+                Fill(
+                    broker=self.broker.name,
+                    broker_fill_id=bf.fill_id,
+                    client_order_id=order.client_order_id,
+                    account=order.account,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    side=order.side,
+                    quantity=bf.quantity,
+                    price=bf.price,
+                    fee=bf.fee,
+                    fee_currency=bf.fee_currency,
+                    time=bf.time,
+                )
+                for bf in remote.fills
+                if bf.fill_id not in known
+            ]
             order.filled_quantity = remote.filled_quantity
             order.avg_fill_price = remote.avg_fill_price
             order.fees = sum(f.fee for f in remote.fills)
@@ -336,12 +350,34 @@ class ExecutionEngine:
                 order.status = target
             if remote.reason:
                 order.reason = remote.reason
-            self._persist(order)
-            if new_fills:
-                self.repo.save_positions(
-                    self.book.get(order.account, order.strategy or "", order.symbol) for _ in (0,)
-                )
-                pos = self.book.get(order.account, order.strategy or "", order.symbol)
+            strategy = order.strategy or ""
+            pos = self.book.get(order.account, strategy, order.symbol) if new_fills else None
+            before = (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees) if pos else None
+            realized = fees = 0.0
+            for f in new_fills:
+                realized += self.book.apply_fill(
+                    account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
+                    quantity=f.quantity, price=f.price, fee=f.fee,
+                )  # fmt: skip
+                fees += f.fee
+            day = new_fills[-1].time.date() if new_fills else None
+            try:
+                self.repo.record_execution(
+                    order, new_fills, pos,
+                    (order.account, strategy, day, realized, fees) if day else None,
+                )  # fmt: skip
+            except Exception:
+                if pos is not None and before is not None:  # keep the book equal to the db
+                    pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees = before
+                raise
+            known.update(f.broker_fill_id for f in new_fills)
+            if order.status in TERMINAL_STATUSES:
+                self._fill_ids.pop(order.client_order_id, None)
+            if day is not None:
+                key = (order.account, day)
+                self._daily[key] = self._daily_pnl(order.account, day) + realized - fees
+            self._after_persist(order)
+            if pos is not None:
                 self.publisher.publish("positions", {
                     "account": pos.account, "strategy": pos.strategy, "symbol": pos.symbol,
                     "quantity": pos.quantity, "avg_price": pos.avg_price,
@@ -350,8 +386,18 @@ class ExecutionEngine:
                 for f in new_fills:
                     self.publisher.publish("fills", f.model_dump(mode="json"))
 
+    def _daily_pnl(self, account: str, day: date) -> float:
+        """Net realised PnL of the day, read once from the database then kept in memory."""
+        key = (account, day)
+        if key not in self._daily:
+            self._daily[key] = self.repo.daily_pnl(account, day)
+        return self._daily[key]
+
     def _persist(self, order: Order) -> None:
         self.repo.save_order(order)
+        self._after_persist(order)
+
+    def _after_persist(self, order: Order) -> None:
         if order.status in TERMINAL_STATUSES:
             self._open.pop(order.client_order_id, None)
         else:

@@ -213,5 +213,6 @@ def create_app(runtime: EngineRuntime) -> Any:
 def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> None:
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     runtime = build_runtime(settings)
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info")

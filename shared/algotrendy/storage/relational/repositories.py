@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +29,7 @@ from algotrendy.execution.positions import Position
 from algotrendy.storage.relational.database import session_factory
 from algotrendy.storage.relational.models import (
     AuditLogRow,
+    Base,
     FillRow,
     OrderRow,
     PnlDailyRow,
@@ -40,6 +42,12 @@ _ORDER_FIELDS = (
     "trail_percent", "status", "filled_quantity", "avg_fill_price", "fees", "reason", "source",
     "created_at", "updated_at",
 )  # fmt: skip
+
+
+_ORDERS = Base.metadata.tables["orders"]
+_FILLS = Base.metadata.tables["fills"]
+_POSITIONS = Base.metadata.tables["positions"]
+_PNL = Base.metadata.tables["pnl_daily"]
 
 
 class DuplicateOrderError(Exception):
@@ -90,15 +98,104 @@ class SqlExecutionRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session: sessionmaker[Session] = session_factory(engine)
+        self._stmts: dict[str, Any] = {}
 
     # -- orders --------------------------------------------------------------------------
     def create_order(self, order: Order) -> Order:
+        """Insert a new order (Core insert: this is on the engine's hot path)."""
         try:
-            with self._session.begin() as s:
-                s.add(OrderRow(**_order_values(order)))
+            with self.engine.begin() as conn:
+                conn.execute(insert(_ORDERS), {**_order_values(order), "version": 1})
         except IntegrityError as exc:
             raise DuplicateOrderError(order.client_order_id) from exc
         return order
+
+    def _statements(self) -> dict[str, Any]:
+        """Hot-path statements built once: constructing SQLAlchemy statements costs more
+        than executing them on SQLite, so the engine's per-fill writes reuse these."""
+        if self._stmts:
+            return self._stmts
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        cols = [f for f in _ORDER_FIELDS if f not in ("client_order_id", "created_at")]
+        self._stmts["order"] = (
+            update(_ORDERS)
+            .where(_ORDERS.c.client_order_id == bindparam("b_coid"))
+            .values({**{c: bindparam(f"v_{c}") for c in cols}, "version": _ORDERS.c.version + 1})
+            .returning(_ORDERS.c.id)
+        )
+        self._stmts["fill"] = insert(_FILLS)
+        pos = dialect.insert(_POSITIONS)
+        self._stmts["position"] = pos.on_conflict_do_update(
+            index_elements=["account", "strategy", "symbol"],
+            set_={k: pos.excluded[k]
+                  for k in ("quantity", "avg_price", "realized_pnl", "fees", "updated_at")},
+        )  # fmt: skip
+        pnl = dialect.insert(_PNL)
+        self._stmts["pnl"] = pnl.on_conflict_do_update(
+            index_elements=["account", "strategy", "day"],
+            set_={"realized_pnl": _PNL.c.realized_pnl + pnl.excluded.realized_pnl,
+                  "fees": _PNL.c.fees + pnl.excluded.fees},
+        )  # fmt: skip
+        return self._stmts
+
+    def record_execution(
+        self,
+        order: Order,
+        fills: list[Fill],
+        position: Position | None,
+        pnl: tuple[str, str, date, float, float] | None,
+    ) -> None:
+        """One transaction for what a broker update changes: the order row, its new fills,
+        the strategy's position and the day's PnL (account, strategy, day, realised, fees).
+        All or nothing, so positions can never drift from the fills that made them."""
+        stmts = self._statements()
+        now = datetime.now(UTC)
+        raw = _order_values(order)
+        raw.pop("created_at")
+        raw["updated_at"] = now
+        values = {f"v_{k}": v for k, v in raw.items() if k != "client_order_id"}
+        values["b_coid"] = order.client_order_id
+        with self.engine.begin() as conn:
+            order_id = conn.execute(stmts["order"], values).scalar_one()
+            if fills:
+                conn.execute(
+                    stmts["fill"],
+                    [
+                        {
+                            "order_id": order_id, "broker": f.broker,
+                            "broker_fill_id": f.broker_fill_id, "account": f.account,
+                            "strategy": f.strategy, "symbol": f.symbol, "side": f.side.value,
+                            "quantity": f.quantity, "price": f.price, "fee": f.fee,
+                            "fee_currency": f.fee_currency, "time": f.time,
+                        }
+                        for f in fills
+                    ],
+                )  # fmt: skip
+            if position is not None:
+                conn.execute(stmts["position"], {
+                    "account": position.account, "strategy": position.strategy,
+                    "symbol": position.symbol, "quantity": position.quantity,
+                    "avg_price": position.avg_price, "realized_pnl": position.realized_pnl,
+                    "fees": position.fees, "updated_at": now,
+                })  # fmt: skip
+            if pnl is not None:
+                account, strategy, day, realized, fees = pnl
+                conn.execute(stmts["pnl"], {
+                    "account": account, "strategy": strategy, "day": day,
+                    "realized_pnl": realized, "unrealized_pnl": 0.0, "fees": fees,
+                })  # fmt: skip
+
+    def known_fill_ids(self, broker: str, fill_ids: list[str]) -> set[str]:
+        if not fill_ids:
+            return set()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_FILLS.c.broker_fill_id).where(
+                    _FILLS.c.broker == broker,
+                    _FILLS.c.broker_fill_id.in_(fill_ids),
+                )
+            )
+            return {r[0] for r in rows}
 
     def get_order(self, client_order_id: str) -> Order | None:
         with self._session() as s:
