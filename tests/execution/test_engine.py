@@ -256,4 +256,12 @@ def test_reconciliation_reports_position_drift(make_engine: EngineFactory) -> No
 
     eng.broker = Drifted(eng.broker, [])  # type: ignore[assignment]
     notes = eng.reconcile()
-    assert notes == ["position BTC/USDT: engine 1 vs broker 1.5"]
+    assert notes == [
+        "position BTC/USDT: engine 1 vs broker 1.5; corrected by +0.5 in ledger '_reconciliation'"
+    ]
+    assert eng.book.account_quantity("default", "BTC/USDT") == pytest.approx(1.5)
+    assert eng.reconcile() == []  # corrected: no drift any more
+    restarted = ExecutionEngine(repo=eng.repo, broker=eng.broker, risk=eng.risk,
+                                prices=eng.prices, publisher=MemoryPublisher())  # fmt: skip
+    assert restarted.start() == []  # the correction survives a restart
+    assert restarted.book.account_quantity("default", "BTC/USDT") == pytest.approx(1.5)

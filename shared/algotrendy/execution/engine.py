@@ -50,6 +50,8 @@ from algotrendy.storage.relational.repositories import DuplicateOrderError, SqlE
 
 log = logging.getLogger(__name__)
 
+RECONCILIATION_LEDGER = "_reconciliation"
+
 
 @dataclass
 class EngineStats:
@@ -99,13 +101,17 @@ class ExecutionEngine:
         return self.reconcile()
 
     def _rebuild_positions(self) -> None:
+        """Replay every fill, then add the reconciliation adjustments (broker truth that no
+        fill of ours explains, kept in their own sub-ledger)."""
         self.book = PositionBook()
-        for order in self.repo.list_orders(limit=10_000_000)[::-1]:
-            for f in self.repo.fills_for(order.client_order_id):
-                self.book.apply_fill(
-                    account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
-                    quantity=f.quantity, price=f.price, fee=f.fee,
-                )  # fmt: skip
+        for f in self.repo.all_fills():
+            self.book.apply_fill(
+                account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
+                quantity=f.quantity, price=f.price, fee=f.fee,
+            )  # fmt: skip
+        for adj in self.repo.load_positions(strategy=RECONCILIATION_LEDGER):
+            pos = self.book.get(adj.account, adj.strategy, adj.symbol)
+            pos.quantity, pos.avg_price = adj.quantity, adj.avg_price
 
     def reconcile(self) -> list[str]:
         """Broker truth wins: resolve every non-terminal order, report position drift."""
@@ -126,12 +132,42 @@ class ExecutionEngine:
                 notes.append(
                     f"{order.client_order_id}: {before.value} -> {order.status.value} (broker)"
                 )
-        for bp in self.broker.positions():
-            ours = sum(p.quantity for p in self.book.positions() if p.symbol == bp.symbol)
-            if abs(ours - bp.quantity) > 1e-9:
-                notes.append(f"position {bp.symbol}: engine {ours:g} vs broker {bp.quantity:g}")
+        notes += self._reconcile_positions()
         for note in notes:
             self._alert("reconciliation", note)
+        return notes
+
+    def _reconcile_positions(self) -> list[str]:
+        """Compare account positions with the broker's; correct drift from the broker's
+        truth into the reconciliation sub-ledger (when the engine trades one account)."""
+        notes: list[str] = []
+        remote = self.broker.positions()
+        broker = {bp.symbol: bp.quantity for bp in remote}
+        broker_avg = {bp.symbol: bp.avg_price for bp in remote}
+        ours: dict[str, float] = {}
+        accounts = {p.account for p in self.book.positions()} or {"default"}
+        for p in self.book.positions():
+            ours[p.symbol] = ours.get(p.symbol, 0.0) + p.quantity
+        adjusted = []
+        for symbol in sorted(set(broker) | set(ours)):
+            mine, theirs = ours.get(symbol, 0.0), broker.get(symbol, 0.0)
+            if abs(mine - theirs) <= 1e-9:
+                continue
+            note = f"position {symbol}: engine {mine:g} vs broker {theirs:g}"
+            if len(accounts) == 1:
+                account = next(iter(accounts))
+                adj = self.book.get(account, RECONCILIATION_LEDGER, symbol)
+                adj.quantity += theirs - mine
+                # Marked from the broker's average (or the last price) so the adjustment
+                # carries no phantom unrealised PnL.
+                adj.avg_price = broker_avg.get(symbol) or self.prices.last_price(symbol) or 0.0
+                adjusted.append(adj)
+                note += f"; corrected by {theirs - mine:+g} in ledger {RECONCILIATION_LEDGER!r}"
+            else:
+                note += "; not corrected (several accounts share this broker)"
+            notes.append(note)
+        if adjusted:
+            self.repo.save_positions(adjusted)
         return notes
 
     # -- the loop ------------------------------------------------------------------------

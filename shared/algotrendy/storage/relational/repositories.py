@@ -256,12 +256,23 @@ class SqlExecutionRepository:
             return False
         return True
 
+    def all_fills(self) -> list[Fill]:
+        """Every fill in booking order (positions are rebuilt from these on start)."""
+        return self._fills(None)
+
     def fills_for(self, client_order_id: str) -> list[Fill]:
+        return self._fills(client_order_id)
+
+    def _fills(self, client_order_id: str | None) -> list[Fill]:
         with self._session() as s:
             rows = s.execute(
                 select(FillRow, OrderRow.client_order_id)
                 .join(OrderRow, FillRow.order_id == OrderRow.id)
-                .where(OrderRow.client_order_id == client_order_id)
+                .where(
+                    OrderRow.client_order_id == client_order_id
+                    if client_order_id is not None
+                    else FillRow.id.is_not(None)
+                )
                 .order_by(FillRow.id)
             ).all()
             return [
@@ -298,12 +309,15 @@ class SqlExecutionRepository:
                     )
                 )
 
-    def load_positions(self) -> list[Position]:
+    def load_positions(self, strategy: str | None = None) -> list[Position]:
+        q = select(PositionRow)
+        if strategy is not None:
+            q = q.where(PositionRow.strategy == strategy)
         with self._session() as s:
             return [
                 Position(r.account, r.strategy, r.symbol, r.quantity, r.avg_price,
                          r.realized_pnl, r.fees)
-                for r in s.scalars(select(PositionRow))
+                for r in s.scalars(q)
             ]  # fmt: skip
 
     def add_daily_pnl(
