@@ -265,3 +265,22 @@ def test_reconciliation_reports_position_drift(make_engine: EngineFactory) -> No
                                 prices=eng.prices, publisher=MemoryPublisher())  # fmt: skip
     assert restarted.start() == []  # the correction survives a restart
     assert restarted.book.account_quantity("default", "BTC/USDT") == pytest.approx(1.5)
+
+
+def test_cancel_and_replace(make_engine: EngineFactory) -> None:
+    eng = make_engine()
+    eng.start()
+    first = eng.process(intent(1, qty=2, order_type="limit", limit_price=90))
+    assert first.status is OrderStatus.SUBMITTED
+    second = eng.replace(first.client_order_id, limit_price=99)
+    assert second.intent_id == "intent-00001.r1"
+    assert second.limit_price == 99
+    assert second.quantity == 2
+    old = eng.repo.get_order(first.client_order_id)
+    assert old is not None
+    assert old.status is OrderStatus.CANCELLED
+    third = eng.replace(second.client_order_id, quantity=1, limit_price=101)
+    assert third.intent_id == "intent-00001.r2"
+    assert third.status is OrderStatus.FILLED  # marketable at 100
+    with pytest.raises(ValueError, match="is filled: nothing left to replace"):
+        eng.replace(third.client_order_id, limit_price=50)

@@ -307,6 +307,37 @@ class ExecutionEngine:
         self._apply_broker_order(order, remote)
         return order
 
+    def replace(
+        self,
+        client_order_id: str,
+        *,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+    ) -> Order:
+        """Cancel-and-replace: cancel the working order, then place its successor (same
+        intent, new quantity/prices) under a derived intent id `<intent>.r<n>`, so a retried
+        replace is as idempotent as any intent. The unfilled part only is replaced."""
+        old = self._open.get(client_order_id) or self.repo.get_order(client_order_id)
+        if old is None:
+            raise KeyError(f"no order {client_order_id}")
+        cancelled = self.cancel(client_order_id)
+        if cancelled is None or cancelled.status is not OrderStatus.CANCELLED:
+            state = cancelled.status.value if cancelled else "unknown"
+            raise ValueError(f"order {client_order_id} is {state}: nothing left to replace")
+        base, _, n = old.intent_id.rpartition(".r")
+        nxt = int(n) + 1 if base and n.isdigit() else 1
+        root = base if base and n.isdigit() else old.intent_id
+        successor = OrderIntent(
+            intent_id=f"{root}.r{nxt}", account=old.account, strategy=old.strategy,
+            symbol=old.symbol, side=old.side, quantity=quantity or old.remaining,
+            order_type=old.order_type, time_in_force=old.time_in_force,
+            limit_price=limit_price if limit_price is not None else old.limit_price,
+            stop_price=stop_price if stop_price is not None else old.stop_price,
+            trail_percent=old.trail_percent, source=old.source,
+        )  # fmt: skip
+        return self.process(successor)
+
     def set_kill_switch(self, on: bool, *, actor: str = "operator") -> list[str]:
         """On: block new orders and cancel every working order. Returns cancelled ids."""
         self.kill_switch = on
