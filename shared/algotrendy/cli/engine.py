@@ -30,7 +30,7 @@ def kill_switch_command(
     from algotrendy.auth import Role, issue_token
     from algotrendy.config import get_settings
 
-    token = issue_token("cli", Role.ADMIN, secret=get_settings().jwt_secret.get_secret_value())
+    token = issue_token("cli", Role.ADMIN, secret=get_settings().require_jwt_secret())
     resp = httpx.post(f"{url}/kill-switch", json={"on": on},
                       headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
     if resp.status_code >= 400:

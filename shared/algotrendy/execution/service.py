@@ -160,7 +160,7 @@ def create_app(runtime: EngineRuntime) -> Any:
 
     stream = create_stream_app(
         runtime.hub,
-        secret=runtime.settings.jwt_secret.get_secret_value(),
+        secret=runtime.settings.require_jwt_secret(),
         health=health,
         background=background,
     )
@@ -174,7 +174,7 @@ def create_app(runtime: EngineRuntime) -> Any:
         """Turn the kill switch on (block new orders, cancel working ones) or off."""
         token = authorization.removeprefix("Bearer ").strip() if authorization else None
         try:
-            claims = verify_token(token, secret=runtime.settings.jwt_secret.get_secret_value())
+            claims = verify_token(token, secret=runtime.settings.require_jwt_secret())
         except TokenError as exc:
             return JSONResponse({"title": "Unauthorized", "status": 401, "detail": str(exc)},
                                 status_code=401, media_type="application/problem+json")  # fmt: skip

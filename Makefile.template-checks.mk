@@ -1,0 +1,72 @@
+# Offline checks of the AWS shape: template.yaml, statemachines/*.asl.json, the SAM build.
+# Included from the Makefile; needs only python3.11, pip, node/npm and make. No AWS
+# credentials are used (they are removed from the environment of every step) and nothing
+# is deployed. Tools are pinned and live apart from the app's venv:
+#   .venv-sam/   aws-sam-cli (+ cfn-lint); beside the app it would downgrade boto3/pydantic
+#   .tools/      asl-validator from the npm registry
+#
+#   make template-check   validate (SAM + lint), cfn-lint, ASL validation, sam build
+#   make template-sizes   per-function code + layers unzipped size from the build, <= 250 MB
+
+SAM_PYTHON     ?= python3.11
+SAM_VENV       ?= .venv-sam
+SAM_BIN        := $(SAM_VENV)/bin
+SAM_CLI_VERSION       ?= 1.170.0
+ASL_VALIDATOR_VERSION ?= 4.0.0
+TOOLS_DIR      ?= .tools
+SAM_BUILD_DIR  ?= .aws-sam/build
+ASL_FILES      := $(wildcard statemachines/*.asl.json)
+SAM_STAMP      := $(SAM_VENV)/.installed-sam-$(SAM_CLI_VERSION)
+ASL_STAMP      := $(TOOLS_DIR)/.installed-asl-validator-$(ASL_VALIDATOR_VERSION)
+ASL_VALIDATOR  := $(TOOLS_DIR)/node_modules/.bin/asl-validator
+
+# Offline and credential-free: a fixed region, no profile or keys, no instance metadata.
+OFFLINE_AWS := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+	-u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1 \
+	AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
+
+.PHONY: template-check template-validate template-lint asl-check sam-build template-sizes \
+	template-tools
+
+$(SAM_STAMP):
+	test -x $(SAM_BIN)/python || $(SAM_PYTHON) -m venv $(SAM_VENV)
+	$(SAM_BIN)/python -m pip install --quiet --upgrade pip
+	$(SAM_BIN)/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	rm -f $(SAM_VENV)/.installed-sam-*
+	touch $@
+
+$(ASL_STAMP):
+	mkdir -p $(TOOLS_DIR)
+	npm install --prefix $(TOOLS_DIR) --no-audit --no-fund --silent \
+		'asl-validator@$(ASL_VALIDATOR_VERSION)'
+	rm -f $(TOOLS_DIR)/.installed-asl-validator-*
+	touch $@
+
+template-tools: $(SAM_STAMP) $(ASL_STAMP)
+
+## SAM's own transform check, then the same with cfn-lint's rules.
+template-validate: $(SAM_STAMP)
+	$(OFFLINE_AWS) $(SAM_BIN)/sam validate --template-file template.yaml --lint
+	$(OFFLINE_AWS) $(SAM_BIN)/sam validate --template-file template.yaml
+
+## cfn-lint on its own: every rule, warnings fail too.
+template-lint: $(SAM_STAMP)
+	$(OFFLINE_AWS) $(SAM_BIN)/cfn-lint template.yaml
+
+## Amazon States Language: schema, state references, JSONPath, Resource ARNs.
+asl-check: $(ASL_STAMP)
+	@test -n "$(ASL_FILES)" || { echo "no statemachines/*.asl.json"; exit 1; }
+	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
+
+## Build functions and layers (layer requirements installed for the Lambda platform:
+## manylinux2014 wheels for python3.11), then check the core layer's layout.
+sam-build: $(SAM_STAMP)
+	$(OFFLINE_AWS) $(SAM_BIN)/sam build --template-file template.yaml \
+		--build-dir $(SAM_BUILD_DIR) --cached --parallel
+	$(SAM_BIN)/python scripts/check_sam_build.py layout --build-dir $(SAM_BUILD_DIR)
+
+template-check: template-validate template-lint asl-check sam-build
+
+## Deployment size per function (code + all its layers, unzipped) against Lambda's limit.
+template-sizes: sam-build
+	$(SAM_BIN)/python scripts/check_sam_build.py sizes --build-dir $(SAM_BUILD_DIR)

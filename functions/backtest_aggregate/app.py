@@ -1,0 +1,109 @@
+"""Backtest fan-out, step 3 of 3 (task `Aggregate` in statemachines/backtest.asl.json).
+
+Input: the plan step's reply (``run_id, bucket, rows_prefix, ranking_key, chunk_count,
+metric, top``). Every worker wrote its rows to ``rows_prefix``; this step reads them all,
+ranks them with the library's `aggregate` (the same ranking as a local sweep), writes the
+full ranking to ``ranking_key`` as CSV and returns the top rows.
+
+The Map fails the execution if any chunk failed, so reaching this step means every chunk
+succeeded; the count of row files is still checked against the plan, so a ranking can
+never be silently computed from part of the sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import boto3
+import pandas as pd
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from algotrendy.backtest.sweep import SweepRow, aggregate
+from algotrendy.errors import DataError, ParameterError
+
+logger = Logger()
+tracer = Tracer()
+s3 = boto3.client("s3")
+_rows_json = TypeAdapter(list[SweepRow])
+
+
+class AggregateEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    run_id: str = Field(min_length=1)
+    bucket: str = Field(min_length=3)
+    rows_prefix: str = Field(min_length=1)
+    ranking_key: str = Field(min_length=1)
+    chunk_count: int = Field(ge=1)
+    metric: str = Field(min_length=1)
+    top: int = Field(ge=1)
+
+
+def _parse(event: dict[str, Any]) -> AggregateEvent:
+    try:
+        return AggregateEvent.model_validate(event)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ParameterError(f"aggregate input refused: {problems}") from None
+
+
+@tracer.capture_method
+def read_rows(bucket: str, prefix: str, expected: int) -> list[SweepRow]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", []))
+    if len(keys) != expected:
+        raise DataError(
+            f"s3://{bucket}/{prefix}: {len(keys)} chunk result(s), the plan made {expected}; "
+            "refusing to rank part of the sweep"
+        )
+    rows: list[SweepRow] = []
+    for key in sorted(keys):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            rows.extend(_rows_json.validate_json(body))
+        except ValidationError as exc:
+            raise DataError(f"s3://{bucket}/{key}: not a list of sweep rows ({exc})") from None
+    return rows
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for rec in frame.to_dict(orient="records"):
+        out.append(
+            {
+                str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in rec.items()
+            }
+        )
+    return out
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    parsed = _parse(event)
+    logger.append_keys(run_id=parsed.run_id)
+    rows = read_rows(parsed.bucket, parsed.rows_prefix, parsed.chunk_count)
+    ranking = aggregate(rows, metric=parsed.metric)
+
+    s3.put_object(
+        Bucket=parsed.bucket,
+        Key=parsed.ranking_key,
+        Body=ranking.to_csv(index=False).encode(),
+        ContentType="text/csv",
+    )
+    logger.info("sweep ranked", extra={"row_count": len(ranking)})
+    return {
+        "run_id": parsed.run_id,
+        "metric": parsed.metric,
+        "row_count": len(ranking),
+        "ranking": {"bucket": parsed.bucket, "key": parsed.ranking_key},
+        "top": _records(ranking.head(parsed.top)),
+    }

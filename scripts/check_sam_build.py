@@ -1,0 +1,171 @@
+"""Checks on the output of `sam build` that the validators cannot make.
+
+    python scripts/check_sam_build.py layout [--build-dir .aws-sam/build]
+    python scripts/check_sam_build.py sizes  [--build-dir .aws-sam/build] [--limit-mb 250]
+
+`layout`: the core layer (ContentUri shared/, BuildMethod python3.11) must hold the package
+at python/algotrendy (DESIGN.md section 7), and no third-party package may leak into it
+(third-party code goes in the layers under layers/); every function's built code must hold
+its handler module (`sam build` only warns, "Skipping copy operation", when a CodeUri
+does not exist, and succeeds).
+
+`sizes`: each function's code plus all its layers (Globals layers + its own), unzipped,
+must stay within Lambda's limit. AWS states it as 250 MB and enforces 262,144,000 bytes
+(250 MiB; the error reads "Unzipped size must be smaller than 262144000 bytes"), so the
+limit is 250 * 2**20 bytes. Sizes are the sum of regular files' sizes, which is what
+Lambda unpacks (symlinks are not followed).
+
+Runs with any Python 3.11 that has PyYAML (the SAM venv has it). Exit status 1 on a
+failed check, with one line per problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MiB
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub...) as data."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    with path.open() as fh:
+        data = yaml.load(fh, Loader=_CfnLoader)
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path}: not a template")
+    return data
+
+
+def tree_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            p = Path(root) / name
+            if not p.is_symlink():
+                total += p.stat().st_size
+    return total
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(value["Ref"])
+    return None
+
+
+def function_bundles(build_dir: Path) -> dict[str, list[tuple[str, Path]]]:
+    """Function logical id -> [(part name, built directory)], code first, then layers."""
+    template = load_template(build_dir / "template.yaml")
+    resources: dict[str, Any] = template.get("Resources", {})
+    global_layers = template.get("Globals", {}).get("Function", {}).get("Layers", [])
+    out: dict[str, list[tuple[str, Path]]] = {}
+    for name, res in resources.items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties", {})
+        parts = [(f"{name} (code)", build_dir / str(props["CodeUri"]))]
+        for layer in [*global_layers, *props.get("Layers", [])]:
+            ref = _ref(layer)
+            if ref is None:
+                raise SystemExit(f"{name}: layer {layer!r} is not a !Ref to a layer in this stack")
+            content = resources[ref]["Properties"]["ContentUri"]
+            parts.append((ref, build_dir / str(content)))
+        out[name] = parts
+    return out
+
+
+def check_layout(build_dir: Path) -> list[str]:
+    problems: list[str] = []
+    template = load_template(build_dir / "template.yaml")
+    for name, res in template.get("Resources", {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = res.get("Properties", {})
+        module = str(props.get("Handler", "")).rsplit(".", 1)[0].replace(".", "/")
+        code = build_dir / str(props.get("CodeUri", ""))
+        if not (code / f"{module}.py").is_file():
+            problems.append(f"{name}: handler {module}.py not in the built code ({code})")
+    core = build_dir / "CoreLayer" / "python"
+    if not (core / "algotrendy" / "__init__.py").is_file():
+        problems.append(f"{core}/algotrendy/__init__.py missing: the core layer is misbuilt")
+    elif core.is_dir():
+        extra = sorted(
+            p.name
+            for p in core.iterdir()
+            if p.name not in ("algotrendy", "requirements.txt") and not p.name.endswith(".egg-info")
+        )
+        if extra:
+            problems.append(f"{core}: unexpected entries beside algotrendy: {', '.join(extra)}")
+    return problems
+
+
+def check_sizes(build_dir: Path, limit: int) -> tuple[list[str], list[str]]:
+    lines: list[str] = []
+    problems: list[str] = []
+    cache: dict[Path, int] = {}
+    for name, parts in sorted(function_bundles(build_dir).items()):
+        total = 0
+        detail = []
+        for part, path in parts:
+            if not path.is_dir():
+                problems.append(f"{name}: {part} not built ({path} missing); run sam build")
+                continue
+            size = cache.setdefault(path, tree_size(path))
+            total += size
+            detail.append(f"{part} {size / 2**20:.1f}")
+        verdict = "ok" if total <= limit else "OVER"
+        lines.append(f"{name:32s} {total / 2**20:7.1f} MiB  [{verdict}]  = " + " + ".join(detail))
+        if total > limit:
+            problems.append(
+                f"{name}: {total:,} bytes unzipped (code + layers), over Lambda's "
+                f"{limit:,} byte limit by {(total - limit) / 2**20:.1f} MiB"
+            )
+    return lines, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=["layout", "sizes"])
+    parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
+    parser.add_argument(
+        "--limit-bytes", type=int, default=LAMBDA_UNZIPPED_LIMIT_BYTES, help="size limit"
+    )
+    args = parser.parse_args(argv)
+    if not (args.build_dir / "template.yaml").is_file():
+        print(f"{args.build_dir}/template.yaml not found: run sam build first", file=sys.stderr)
+        return 1
+    if args.check == "layout":
+        problems = check_layout(args.build_dir)
+        if not problems:
+            print("build layout ok: python/algotrendy in CoreLayer, every handler module built")
+    else:
+        lines, problems = check_sizes(args.build_dir, args.limit_bytes)
+        print("\n".join(lines))
+    for p in problems:
+        print(f"FAIL {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
