@@ -59,10 +59,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from algotrendy.compiled import njit
 from algotrendy.errors import DataError, ParameterError
 
 FloatArray = npt.NDArray[np.float64]
@@ -115,10 +115,8 @@ def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
     read-only Lambda package without NUMBA_CACHE_DIR; compiling per process still works.
     `error_model="numpy"` makes x / 0 give inf/NaN as in numpy instead of raising.
     """
-    try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
-    except RuntimeError:
-        return numba.njit(nogil=True, error_model="numpy")(fn)
+    compiled: Callable[..., Any] = njit(fn, nogil=True, error_model="numpy")
+    return compiled
 
 
 # Kernels: single passes without temporaries. On 100k bars numpy's equivalents spend most

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any, TypeVar, cast
 
-import numba
 import numpy as np
 import numpy.typing as npt
-from llvmlite import ir  # type: ignore[import-untyped]
-from numba.core import types
-from numba.extending import intrinsic
+
+from algotrendy.compiled import HAVE_NUMBA, njit
 
 FloatArray = npt.NDArray[np.float64]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -60,32 +59,40 @@ def jit(fn: _F) -> _F:
     with a RuntimeError at decoration time; the kernels then compile in memory on first
     use instead of making the whole package unimportable.
     """
-    options: dict[str, Any] = {"nogil": True, "error_model": "numpy"}
-    try:
-        return cast(_F, numba.njit(cache=True, **options)(fn))
-    except RuntimeError:
-        return cast(_F, numba.njit(cache=False, **options)(fn))
+    return cast(_F, njit(fn, nogil=True, error_model="numpy"))
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-@intrinsic
-def _fma_intrinsic(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
-    sig = types.float64(types.float64, types.float64, types.float64)
+if HAVE_NUMBA:
+    from llvmlite import ir  # type: ignore[import-untyped]
+    from numba.core import types
+    from numba.extending import intrinsic
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        dbl = ir.DoubleType()
-        fnty = ir.FunctionType(dbl, [dbl, dbl, dbl])
-        fn = builder.module.globals.get("llvm.fma.f64")
-        if fn is None:
-            fn = ir.Function(builder.module, fnty, "llvm.fma.f64")
-        return builder.call(fn, args)
+    @intrinsic
+    def _fma_intrinsic(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+        sig = types.float64(types.float64, types.float64, types.float64)
 
-    return sig, codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            dbl = ir.DoubleType()
+            fnty = ir.FunctionType(dbl, [dbl, dbl, dbl])
+            fn = builder.module.globals.get("llvm.fma.f64")
+            if fn is None:
+                fn = ir.Function(builder.module, fnty, "llvm.fma.f64")
+            return builder.call(fn, args)
 
+        return sig, codegen
 
-_fma_any: Any = _fma_intrinsic  # numba's own annotations do not describe an intrinsic call
+    _fma_any: Any = _fma_intrinsic  # numba's annotations do not describe an intrinsic call
+else:
+
+    def _fma_any(a: float, b: float, c: float) -> float:
+        """Exact a*b+c rounded once, in rationals (uncompiled path; Python 3.11 has no
+        math.fma). Slow but bit-identical to the hardware instruction."""
+        if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+            return a * b + c
+        return float(Fraction(a) * Fraction(b) + Fraction(c))
 
 
 @jit

@@ -1,0 +1,52 @@
+"""The uncompiled path (no numba, as in zip Lambdas) computes the same numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from algotrendy.compiled import HAVE_NUMBA
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+from algotrendy.data import load_ohlcv
+from algotrendy import indicators as ind
+from algotrendy.backtest.metrics import compute_metrics
+df = load_ohlcv(sys.argv[1]).iloc[:600]
+c, h, l, v = (df[k].to_numpy() for k in ("close", "high", "low", "volume"))
+out = {
+    "ema": ind.ema(c, 20), "rsi": ind.rsi(c, 14), "macd": ind.macd(c)[2],
+    "atr": ind.atr(h, l, c, 14), "adx": ind.adx(h, l, c, 14),
+    "stoch": ind.stochastic(h, l, c)[0], "vwap": ind.vwap(h, l, c, v, 20),
+}
+from algotrendy.domain.bars import Bars
+m = compute_metrics(equity=c * 10, times=Bars.from_frame(df).time, position=np.ones(len(c)),
+                    trade_pnl=np.array([1.0, -2.0]), trade_returns=np.array([0.1, -0.2]),
+                    cash=float(c[0] * 10))
+print(json.dumps({"numba": "numba" in sys.modules,
+                  "values": {k: np.nan_to_num(a, nan=-1.0).tolist() for k, a in out.items()},
+                  "metrics": {k: (None if v != v else v) for k, v in m.items()}}))
+"""
+
+
+def _run(goog: Path, disable: bool) -> dict[str, object]:
+    env = {**os.environ, "ALGOTRENDY_DISABLE_NUMBA": "1" if disable else "0"}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(goog)], env=env, check=True,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def test_uncompiled_path_matches_compiled(goog_path: Path) -> None:
+    plain = _run(goog_path, disable=True)
+    assert plain["numba"] is False  # numba never imported: fits a zip Lambda
+    fast = _run(goog_path, disable=False)
+    assert fast["numba"] is HAVE_NUMBA
+    for name, values in fast["values"].items():  # type: ignore[attr-defined]
+        np.testing.assert_array_equal(plain["values"][name], values, err_msg=name)  # type: ignore[index]
+    assert plain["metrics"] == fast["metrics"]
