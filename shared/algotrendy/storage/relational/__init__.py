@@ -4,6 +4,14 @@ Schema changes go through Alembic migrations (`migrations/` at the repository ro
 `upgrade_database`); the ORM models here are the schema's single source of truth.
 """
 
+from algotrendy.storage.relational.api_models import (
+    BacktestResultRow,
+    BacktestRow,
+    ConfigurationRow,
+    RefreshTokenRow,
+    StrategyConfigRow,
+    UserRow,
+)
 from algotrendy.storage.relational.database import (
     create_db_engine,
     session_factory,
@@ -20,11 +28,17 @@ from algotrendy.storage.relational.models import (
 
 __all__ = [
     "AuditLogRow",
+    "BacktestResultRow",
+    "BacktestRow",
     "Base",
+    "ConfigurationRow",
     "FillRow",
     "OrderRow",
     "PnlDailyRow",
     "PositionRow",
+    "RefreshTokenRow",
+    "StrategyConfigRow",
+    "UserRow",
     "create_db_engine",
     "session_factory",
     "upgrade_database",
