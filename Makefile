@@ -32,8 +32,8 @@ venv: $(STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/algotrendy demo --out $(OUT)
 
-## Lint, type check and every test (slow suites included).
-test: $(STAMP) lint typecheck
+## Lint, type check, offline template checks and every test (slow suites included).
+test: $(STAMP) lint typecheck template-check
 	$(BIN)/python -m pytest -n 2 -m "slow or not slow"
 
 ## Quick loop for developers: no slow suites.
