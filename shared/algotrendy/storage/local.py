@@ -35,8 +35,8 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from algotrendy.data.validation import parse_timeframe
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
