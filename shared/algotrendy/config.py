@@ -118,6 +118,24 @@ class Settings(BaseSettings):
         "binance", min_length=1, max_length=64, description="default exchange of candle reads"
     )
 
+    # -- live signals (functions/ingest, functions/signal_evaluator, algotrendy.signals) ----
+    questdb_url: str | None = Field(
+        None,
+        min_length=8,
+        description="QuestDB HTTP address (ILP writes; PGWire reads on port 8812), "
+        "http://user:password@host:9000; unset = local Parquet store under data_dir "
+        "(local shape only)",
+    )
+    strategy_config_parameter: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="SSM parameter holding the live strategy configs as JSON",
+    )
+    strategy_config_file: str | None = Field(
+        None, min_length=1, description="JSON file of live strategy configs (local shape, tests)"
+    )
+
     # -- TradingView webhook (functions/webhook, algotrendy.webhooks) ------------------------
     webhook_config_parameter: str | None = Field(
         None,

@@ -1,0 +1,111 @@
+"""Scheduled ingest: one EventBridge rule per channel group runs this function; each run
+fetches the group's closed candles, stores them, publishes latest prices and announces
+new bars on the signals queue (`algotrendy.signals.run_ingest_group`, which runs the same
+`IngestService`/`CandlePipeline` as `algotrendy ingest`).
+
+The group comes either as the rule target's constant `Input` (the whole event is the
+group: ``{"group", "channels": [{"source", "symbols", "timeframes"}], "backfill_bars"}``)
+or in the `detail` of an EventBridge event (a custom event, or a scheduled rule with an
+input transformer). A group that does not validate is a deployment error: the function
+fails with one line naming the field, so the rule's failures show in the Errors metric.
+
+Failures of one channel or series are logged and listed in the result, never stop the
+others; the result lists every series' outcome.
+
+Clients (candle store, cache, SQS) are built once per container, on the first run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from algotrendy.config import get_settings
+from algotrendy.errors import ParameterError
+from algotrendy.signals.ingest_group import (
+    ChannelFactory,
+    IngestGroup,
+    default_channel_factory,
+    run_ingest_group,
+)
+from algotrendy.signals.wiring import build_cache, build_candle_store, build_signals_queue
+
+if TYPE_CHECKING:
+    from algotrendy.messaging.base import Queue
+    from algotrendy.storage.base import Cache, CandleStore
+
+logger = Logger()
+tracer = Tracer()
+
+
+@dataclass(frozen=True)
+class Wiring:
+    candles: CandleStore
+    cache: Cache
+    signals: Queue
+
+
+@cache
+def wiring() -> Wiring:
+    settings = get_settings()
+    return Wiring(
+        candles=build_candle_store(settings),
+        cache=build_cache(settings),
+        signals=build_signals_queue(settings, boto3.client),
+    )
+
+
+def now() -> datetime:
+    """The run's clock (a function so tests can fix it)."""
+    return datetime.now(UTC)
+
+
+# The channel registry by default; tests put a fake channel here (no network).
+channel_factory: ChannelFactory = default_channel_factory
+
+
+def parse_group(event: dict[str, Any]) -> IngestGroup:
+    detail = event.get("detail")
+    raw = detail if isinstance(detail, dict) and detail else event
+    if "group" not in raw:
+        raise ParameterError(
+            "ingest event carries no channel group: expected the rule's Input "
+            '{"group", "channels", ...} or an EventBridge event whose detail holds it'
+        )
+    try:
+        return IngestGroup.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "group"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ParameterError(f"ingest group {raw.get('group')!r}: {where}: {msg}") from None
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    group = parse_group(event)
+    logger.append_keys(group=group.group)
+    w = wiring()
+    result = run_ingest_group(
+        group,
+        stores=[w.candles],
+        cache=w.cache,
+        signals=w.signals,
+        channel_factory=channel_factory,
+        now=now,
+    )
+    for outcome in result.outcomes:
+        extra = outcome.as_dict()
+        if outcome.status == "failed":
+            logger.error("series failed", extra=extra)
+        else:
+            logger.info("series ingested", extra=extra)
+    return result.as_dict()
