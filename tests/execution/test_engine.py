@@ -284,3 +284,25 @@ def test_cancel_and_replace(make_engine: EngineFactory) -> None:
     assert third.status is OrderStatus.FILLED  # marketable at 100
     with pytest.raises(ValueError, match="is filled: nothing left to replace"):
         eng.replace(third.client_order_id, limit_price=50)
+
+
+def test_cancel_message_from_the_api(make_engine: EngineFactory) -> None:
+    from algotrendy.messaging.cancel import CancelRequest, send_cancel
+
+    eng = make_engine()
+    eng.start()
+    q = InMemoryQueue("orders.fifo")
+    send_intent(q, intent(1, order_type="limit", limit_price=90))
+    eng.run(q, wait_seconds=0, max_batches=1)
+    [order] = eng.repo.list_orders()
+    assert order.status is OrderStatus.SUBMITTED
+    req = CancelRequest.for_order(order.client_order_id, "default", "BTC/USDT", "alice")
+    send_cancel(q, req)
+    send_cancel(q, CancelRequest.for_order("at-nope", "default", "BTC/USDT", "alice"))
+    eng.run(q, wait_seconds=0, max_batches=2)
+    assert len(q) == 0  # both handled and deleted
+    stored = eng.repo.get_order(order.client_order_id)
+    assert stored is not None
+    assert stored.status is OrderStatus.CANCELLED
+    assert isinstance(eng.publisher, MemoryPublisher)
+    assert eng.publisher.topic("alerts")[-1]["kind"] == "cancel_unknown"

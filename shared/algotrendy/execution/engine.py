@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from algotrendy.domain.orders import (
     TERMINAL_STATUSES,
     Fill,
@@ -45,6 +47,7 @@ from algotrendy.execution.ports import EventPublisher, PriceSource
 from algotrendy.execution.positions import PositionBook
 from algotrendy.execution.risk import RiskManager, RiskSnapshot
 from algotrendy.messaging.base import Queue, QueueMessage
+from algotrendy.messaging.cancel import ORDER_CANCEL, CancelRequest
 from algotrendy.messaging.envelope import Envelope, EnvelopeError
 from algotrendy.storage.relational.repositories import DuplicateOrderError, SqlExecutionRepository
 
@@ -190,7 +193,10 @@ class ExecutionEngine:
     def handle(self, message: QueueMessage) -> bool:
         """Process one queue message; True when it may be deleted."""
         try:
-            intent = Envelope.parse(message.body).intent()
+            envelope = Envelope.parse(message.body)
+            if envelope.type == ORDER_CANCEL:
+                return self._handle_cancel(envelope, message)
+            intent = envelope.intent()
         except EnvelopeError as exc:
             # Never processable: leave it for the DLQ (maxReceiveCount) and say why.
             self.stats.invalid += 1
@@ -202,6 +208,29 @@ class ExecutionEngine:
             self.stats.errors += 1
             log.exception("intent %s failed; message kept for redelivery", intent.intent_id)
             return False
+        return True
+
+    def _handle_cancel(self, envelope: Envelope, message: QueueMessage) -> bool:
+        """An `order.cancel` request; cancelling a finished or unknown order is a no-op
+        (said in an alert), so the message is always done once handled."""
+        try:
+            request = CancelRequest.model_validate(envelope.payload)
+        except ValidationError as exc:
+            self.stats.invalid += 1
+            self._alert("invalid_message", f"message {message.message_id}: invalid cancel: {exc}")
+            return False
+        try:
+            order = self.cancel(request.client_order_id)
+        except BrokerError as exc:
+            if exc.retryable:
+                log.warning("cancel %s failed, will retry: %s", request.client_order_id, exc)
+                return False
+            self._alert("cancel_failed", f"{request.client_order_id}: {exc}")
+            return True
+        if order is None:
+            self._alert("cancel_unknown", f"{request.client_order_id}: no such order")
+        self.repo.audit(request.requested_by, "order.cancel", request.client_order_id,
+                        {"status": order.status.value if order else None})  # fmt: skip
         return True
 
     # -- one intent ----------------------------------------------------------------------

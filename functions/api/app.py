@@ -1,0 +1,41 @@
+"""REST API on Lambda: the FastAPI app of `algotrendy.api` behind API Gateway (REST API,
+proxy integration `ANY /{proxy+}`), adapted by Mangum.
+
+Thin on purpose: the app, its routes and its composition root live in the library and
+serve the local shape unchanged. The correlation id of each log line is API Gateway's
+request id (Powertools `correlation_paths.API_GATEWAY_REST`); the app's middleware
+prefers a client's `X-Request-Id` and echoes the id it used.
+
+The app is built at import (a cold start), its database engine and clients on the first
+request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
+
+from algotrendy.api import create_app
+from algotrendy.api.observability import logger
+
+tracer = Tracer()
+app = create_app()
+# Problem documents are text: without this Mangum would base64-encode every error body.
+asgi = Mangum(
+    app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"]
+)
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Powertools' and Mangum's LambdaContext protocols describe one object differently.
+    lambda_context: Any = context
+    return asgi(event, lambda_context)

@@ -1,0 +1,178 @@
+"""The FastAPI app, one for Lambda (functions/api/app.py wraps it with Mangum) and for the
+local server.
+
+Per request, the middleware: takes the request id from `X-Request-Id` (when it is a sane
+token), else from API Gateway's `requestContext.requestId`, else makes one; puts it on the
+log lines (Powertools correlation id), in problem bodies and in the `X-Request-Id` reply
+header; and writes an audit row for every state-changing call (POST/PUT/PATCH/DELETE)
+whatever its outcome, naming the actor, the action, the target, the status and the
+client address. Routes refine the action/target/detail through `request.state`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from algotrendy.api import problems
+from algotrendy.api.context import ApiContext, build_context
+from algotrendy.api.deps import client_ip
+from algotrendy.api.observability import logger
+from algotrendy.api.routes import admin, auth, backtests, health, market, orders, portfolio
+from algotrendy.api.routes import strategies as strategy_routes
+from algotrendy.api.routes import users as user_routes
+from algotrendy.config import Settings, get_settings
+from algotrendy.errors import AlgoTrendyError
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+DESCRIPTION = """AlgoTrendy REST API. Sign in at `POST /auth/login`, then send
+`Authorization: Bearer <access token>`. Errors are `application/problem+json` (RFC 9457)."""
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    event = request.scope.get("aws.event") or {}
+    aws_id = (event.get("requestContext") or {}).get("requestId")
+    if aws_id and _REQUEST_ID.fullmatch(str(aws_id)):
+        return str(aws_id)
+    return uuid.uuid4().hex
+
+
+def _action(request: Request) -> str:
+    named = getattr(request.state, "audit_action", None)
+    if named:
+        return str(named)
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    return f"{request.method} {path}"[:64]
+
+
+def create_app(
+    context: ApiContext | Callable[[], ApiContext] | None = None,
+    *,
+    settings: Settings | None = None,
+) -> FastAPI:
+    """The app. `context` is the composition root, or a factory called on first use (so
+    importing the Lambda module touches no database); by default built from settings."""
+    cfg = settings or (context.settings if isinstance(context, ApiContext) else get_settings())
+    app = FastAPI(
+        title="AlgoTrendy API",
+        version="1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+
+    lock = threading.Lock()
+    built: list[ApiContext] = [context] if isinstance(context, ApiContext) else []
+    factory = context if callable(context) and not isinstance(context, ApiContext) else None
+
+    def get_context() -> ApiContext:
+        if built:
+            return built[0]
+        with lock:
+            if not built:
+                built.append(factory() if factory is not None else build_context(cfg))
+            return built[0]
+
+    app.state.context = get_context
+
+    if cfg.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.api_cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+            expose_headers=[
+                "X-Request-Id",
+                "Location",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=600,
+        )
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = _request_id(request)
+        request.state.request_id = rid
+        logger.set_correlation_id(rid)
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+        response.headers["X-Request-Id"] = rid
+        decision = getattr(request.state, "ratelimit", None)
+        if decision is not None:
+            for key, value in decision.headers().items():
+                response.headers.setdefault(key, value)
+        if request.method in _MUTATING:
+            await run_in_threadpool(_audit, request, response.status_code)
+        logger.info(
+            "request",
+            extra={
+                "request_id": rid,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": elapsed_ms,
+                "actor": getattr(request.state, "actor", None),
+            },
+        )
+        return response
+
+    def _audit(request: Request, status: int) -> None:
+        detail: dict[str, Any] = {
+            "status": status,
+            "request_id": request.state.request_id,
+            "method": request.method,
+            "path": request.url.path,
+        }
+        detail.update(getattr(request.state, "audit_detail", None) or {})
+        try:
+            get_context().audit.write(
+                actor=str(getattr(request.state, "actor", None) or "anonymous")[:128],
+                action=_action(request),
+                target=(getattr(request.state, "audit_target", None) or request.url.path)[:256],
+                detail=detail,
+                ip=client_ip(request),
+            )
+        except Exception:  # noqa: BLE001 - the reply is decided; an audit gap is logged loudly
+            logger.exception("audit write failed", extra={"request_id": request.state.request_id})
+
+    app.add_exception_handler(problems.Problem, problems.problem_handler)
+    app.add_exception_handler(RequestValidationError, problems.validation_handler)
+    app.add_exception_handler(StarletteHTTPException, problems.http_handler)
+    app.add_exception_handler(AlgoTrendyError, problems.domain_handler)
+    app.add_exception_handler(Exception, problems.unhandled_handler)
+
+    for module in (
+        health,
+        auth,
+        user_routes,
+        orders,
+        portfolio,
+        strategy_routes,
+        backtests,
+        market,
+        admin,
+    ):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,191 @@
+"""Composition root of the API: everything a request needs, built once per process (a
+Lambda container, a local server) from `Settings`, or handed in whole by tests.
+
+Choices by shape: SQS when `ALGOTRENDY_ORDERS_QUEUE_URL` is set, else an in-process queue
+(local only: elsewhere orders would vanish with the process, so order routes answer 503);
+Step Functions when `ALGOTRENDY_BACKTEST_STATE_MACHINE_ARN` is set, else backtests run in
+a background thread (local only: a Lambda is frozen after its reply); Redis for rate
+limits and the price/health cache when `ALGOTRENDY_REDIS_URL` is set. Migrations run at
+start in the local shape only; in aws they are a deployment step (many cold starts at
+once must not race on DDL).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from algotrendy.api.launcher import (
+    BacktestLauncher,
+    LocalBacktestLauncher,
+    StepFunctionsBacktestLauncher,
+)
+from algotrendy.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from algotrendy.auth.passwords import PasswordHasher
+from algotrendy.auth.refresh import RefreshTokenService
+from algotrendy.auth.users import UserService
+from algotrendy.config import Settings
+from algotrendy.messaging.base import Queue
+from algotrendy.storage.base import Cache, CandleStore
+from algotrendy.storage.relational.api_repositories import (
+    AuditRepository,
+    BacktestRepository,
+    ConfigurationRepository,
+    RefreshTokenRepository,
+    StrategyConfigRepository,
+    TradingReadRepository,
+    UserRepository,
+)
+
+# Runtime settings an admin may change through PUT /config (stored in `configurations`,
+# overriding the environment). Each is validated with the Settings field's own rules.
+RUNTIME_KEYS = (
+    "api_rate_limit_per_minute",
+    "api_login_rate_limit_per_minute",
+    "backtest_chunk_size",
+    "backtest_top_n",
+    "risk_limits",
+)
+OVERRIDE_CACHE_SECONDS = 5.0
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    db: Engine
+    users: UserService
+    tokens: RefreshTokenService
+    audit: AuditRepository
+    strategies: StrategyConfigRepository
+    backtests: BacktestRepository
+    configs: ConfigurationRepository
+    trading: TradingReadRepository
+    orders_queue: Queue | None
+    launcher: BacktestLauncher | None
+    candles: CandleStore | None
+    cache: Cache | None
+    limiter: RateLimiter
+    _overrides: tuple[float, dict[str, Any]] = field(default=(0.0, {}), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def overrides(self) -> dict[str, Any]:
+        """Admin overrides, re-read at most every few seconds (one query per request
+        would double the database load of cheap routes)."""
+        with self._lock:
+            at, values = self._overrides
+            if time.monotonic() - at < OVERRIDE_CACHE_SECONDS:
+                return values
+        values = {k: r.value for k, r in self.configs.all().items() if k in RUNTIME_KEYS}
+        with self._lock:
+            self._overrides = (time.monotonic(), values)
+        return values
+
+    def forget_overrides(self) -> None:
+        with self._lock:
+            self._overrides = (0.0, {})
+
+    def setting(self, key: str) -> Any:
+        values = self.overrides()
+        return values[key] if key in values else getattr(self.settings, key)
+
+
+def repositories(db: Engine, settings: Settings, hasher: PasswordHasher) -> dict[str, Any]:
+    return {
+        "db": db,
+        "users": UserService(UserRepository(db), hasher),
+        "tokens": RefreshTokenService(
+            RefreshTokenRepository(db), settings.jwt_secret.get_secret_value()
+        ),
+        "audit": AuditRepository(db),
+        "strategies": StrategyConfigRepository(db),
+        "backtests": BacktestRepository(db),
+        "configs": ConfigurationRepository(db),
+        "trading": TradingReadRepository(db),
+    }
+
+
+def build_context(
+    settings: Settings,
+    *,
+    db: Engine | None = None,
+    hasher: PasswordHasher | None = None,
+    migrate: bool | None = None,
+) -> ApiContext:
+    """The context for `settings` (see the module docstring for what is chosen when)."""
+    from pathlib import Path
+
+    from algotrendy.storage.relational import create_db_engine, upgrade_database
+
+    local = settings.stage == "local"
+    if db is None:
+        if settings.database_url.startswith("sqlite:///"):
+            Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        db = create_db_engine(settings.database_url)
+    if migrate if migrate is not None else local:
+        upgrade_database(db)
+    parts = repositories(db, settings, hasher or PasswordHasher())
+
+    queue: Queue | None = None
+    if settings.orders_queue_url:
+        import boto3
+
+        from algotrendy.messaging.sqs import SqsQueue
+
+        queue = SqsQueue(boto3.client("sqs"), settings.orders_queue_url)
+    elif local:
+        from algotrendy.messaging.memory import InMemoryQueue
+
+        queue = InMemoryQueue("orders.fifo")
+
+    from algotrendy.storage.cache import MemoryCache, RedisCache
+    from algotrendy.storage.local import LocalCandleStore
+
+    data_dir = Path(settings.data_dir)
+    candles = LocalCandleStore(data_dir)
+    cache: Cache = (
+        RedisCache(settings.redis_url)
+        if settings.redis_url
+        else MemoryCache(data_dir / "cache.json")
+    )
+    limiter: RateLimiter = (
+        RedisRateLimiter.from_url(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    )
+    ctx = ApiContext(
+        settings=settings,
+        orders_queue=queue,
+        launcher=None,
+        candles=candles,
+        cache=cache,
+        limiter=limiter,
+        **parts,
+    )
+    launcher: BacktestLauncher | None = None
+    if settings.backtest_state_machine_arn:
+        import boto3
+
+        launcher = StepFunctionsBacktestLauncher(
+            boto3.client("stepfunctions"),
+            settings.backtest_state_machine_arn,
+            ctx.backtests,
+            chunk_size=lambda: int(ctx.setting("backtest_chunk_size")),
+        )
+    elif local:
+        launcher = LocalBacktestLauncher(
+            ctx.backtests, candles, chunk_size=lambda: int(ctx.setting("backtest_chunk_size"))
+        )
+    ctx.launcher = launcher
+    if settings.admin_username and settings.admin_password:
+        ctx.users.ensure_admin(settings.admin_username, settings.admin_password.get_secret_value())
+    return ctx
+
+
+def risk_limits_json(value: Any) -> str:
+    """risk_limits is stored as JSON text in Settings; overrides may give the object."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,0 +1,183 @@
+"""Every error as RFC 9457 problem details (`application/problem+json`).
+
+Members: `type` (a tag URI, RFC 4151, naming the problem kind without promising a page,
+which RFC 9457 section 3.1.1 allows), `title` (fixed per kind), `status`, `detail` (this
+occurrence, naming the field or value at fault), `instance` (the request path) and
+`request_id`. Validation problems add `errors`: one entry per field, with `detail`,
+`pointer` (a JSON Pointer into the body, as in RFC 9457's own example) or `parameter`
+(query/path/header name), and `location`. 5xx problems never carry internals; the log
+line with the same request id does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from algotrendy.auth.tokens import TokenError
+from algotrendy.errors import DataError, ParameterError, UnknownStrategyError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "tag:algotrendy,2025:api/"
+
+TITLES: dict[str, str] = {
+    "bad-request": "Bad request",
+    "validation": "Request validation failed",
+    "unauthorized": "Authentication required",
+    "forbidden": "Not allowed for this role",
+    "not-found": "Resource not found",
+    "method-not-allowed": "Method not allowed",
+    "conflict": "Conflict with the current state",
+    "rate-limited": "Too many requests",
+    "refresh-reuse": "Refresh token reuse detected",
+    "unavailable": "Service unavailable",
+    "internal": "Internal server error",
+}
+
+_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    422: "validation",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+class Problem(Exception):  # noqa: N818 - reads as what it answers with
+    """Raise anywhere in a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        if kind not in TITLES:
+            raise ValueError(f"unknown problem kind {kind!r}")
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+
+def field_error(field: str, detail: str, *, location: str = "body") -> dict[str, str]:
+    """One `errors` entry; body fields get a JSON Pointer, others the parameter name."""
+    entry = {"location": location, "field": field, "detail": detail}
+    if location == "body":
+        entry["pointer"] = "#/" + "/".join(
+            p.replace("~", "~0").replace("/", "~1") for p in field.split(".") if p
+        )
+    else:
+        entry["parameter"] = field
+    return entry
+
+
+def invalid(field: str, detail: str, *, location: str = "body") -> Problem:
+    """A 422 for one field."""
+    return Problem(
+        422,
+        "validation",
+        f"{field}: {detail}",
+        errors=[field_error(field, detail, location=location)],
+    )
+
+
+def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + problem.kind,
+        "title": TITLES[problem.kind],
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    body.update(problem.extra)
+    headers = dict(problem.headers)
+    if "request_id" in body:
+        # Set here too: a 500 is answered outside the middleware that sets it otherwise.
+        headers["X-Request-Id"] = body["request_id"]
+    return JSONResponse(
+        body, status_code=problem.status, headers=headers, media_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        location = loc[0] if loc else "body"
+        path = loc[1:] if loc else []
+        # A body given as a model: pydantic's loc may end with the validator context.
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif err.get("type") == "missing":
+            msg = "required"
+        out.append(field_error(".".join(path) or location, msg, location=location))
+    return out
+
+
+async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors[:5])
+    return problem_response(request, Problem(422, "validation", detail, errors=errors))
+
+
+async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(request, exc)
+
+
+async def http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = _BY_STATUS.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad-request")
+    detail = exc.detail if isinstance(exc.detail, str) else TITLES[kind]
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route {request.method} {request.url.path}"
+    problem = Problem(exc.status_code, kind, detail, headers=exc.headers)
+    return problem_response(request, problem)
+
+
+async def domain_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Library errors carry messages meant for the caller (algotrendy.errors)."""
+    if isinstance(exc, TokenError):
+        problem = Problem(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+    elif isinstance(exc, ParameterError | DataError | UnknownStrategyError):
+        problem = Problem(422, "validation", str(exc))
+    else:
+        problem = Problem(400, "bad-request", str(exc))
+    return problem_response(request, problem)
+
+
+async def unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    from algotrendy.api.observability import logger
+
+    logger.exception(
+        "unhandled error",
+        extra={"request_id": getattr(request.state, "request_id", None), "path": request.url.path},
+    )
+    rid = getattr(request.state, "request_id", None)
+    detail = "internal error" + (f"; quote request id {rid}" if rid else "")
+    return problem_response(request, Problem(500, "internal", detail))

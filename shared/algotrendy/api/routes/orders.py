@@ -1,0 +1,152 @@
+"""Orders: placed by enqueuing an `OrderIntent` on orders.fifo (the execution engine risk-
+checks it and is the only writer of the orders table), read from the engine's tables,
+cancelled by enqueuing a cancel request."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import ValidationError
+
+from algotrendy.api.deps import Ctx, Trader, Viewer
+from algotrendy.api.problems import Problem, field_error
+from algotrendy.api.schemas import CancelAccepted, FillOut, OrderAccepted, OrderOut, OrderRequest
+from algotrendy.domain.orders import TERMINAL_STATUSES, OrderIntent, OrderStatus
+from algotrendy.messaging.base import Queue, QueueError
+from algotrendy.messaging.cancel import CancelRequest, send_cancel
+from algotrendy.messaging.envelope import send_intent
+from algotrendy.storage.relational.models import FillRow, OrderRow
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+
+def _queue(ctx: Ctx) -> Queue:
+    if ctx.orders_queue is None:
+        raise Problem(
+            503, "unavailable", "orders queue not configured (ALGOTRENDY_ORDERS_QUEUE_URL)"
+        )
+    return ctx.orders_queue
+
+
+def order_out(row: OrderRow, fills: list[FillRow] | None = None) -> OrderOut:
+    data: dict[str, Any] = {k: getattr(row, k) for k in OrderOut.model_fields if k != "fills"}
+    if fills is not None:
+        data["fills"] = [
+            FillOut(
+                broker_fill_id=f.broker_fill_id,
+                side=f.side,
+                quantity=f.quantity,
+                price=f.price,
+                fee=f.fee,
+                fee_currency=f.fee_currency,
+                time=f.time,
+            )
+            for f in fills
+        ]
+    return OrderOut.model_validate(data)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderAccepted)
+def place_order(
+    body: OrderRequest, request: Request, response: Response, user: Trader, ctx: Ctx
+) -> OrderAccepted:
+    """Queue an order intent. 202: accepted for risk check and execution, not yet placed;
+    follow it at `Location`. Sending the same `intent_id` again never places a second
+    order."""
+    queue = _queue(ctx)
+    values = body.model_dump(exclude_none=True)
+    values["intent_id"] = body.intent_id or f"api-{uuid.uuid4().hex}"
+    try:
+        intent = OrderIntent(**values, source="api")
+    except ValidationError as exc:
+        errors = [
+            field_error(".".join(str(p) for p in e["loc"]) or "body", e["msg"])
+            for e in exc.errors()
+        ]
+        raise Problem(
+            422, "validation", "; ".join(e["detail"] for e in errors), errors=errors
+        ) from None
+    try:
+        message_id = send_intent(queue, intent)
+    except QueueError as exc:
+        raise Problem(503, "unavailable", f"orders queue refused the intent: {exc}") from None
+    request.state.audit_action = "order.place"
+    request.state.audit_target = intent.client_order_id
+    request.state.audit_detail = {
+        "intent_id": intent.intent_id,
+        "symbol": intent.symbol,
+        "side": intent.side.value,
+        "quantity": intent.quantity,
+        "order_type": intent.order_type.value,
+    }
+    response.headers["Location"] = f"/orders/{intent.client_order_id}"
+    return OrderAccepted(
+        intent_id=intent.intent_id, client_order_id=intent.client_order_id, message_id=message_id
+    )
+
+
+@router.get("", response_model=list[OrderOut])
+def list_orders(
+    user: Viewer,
+    ctx: Ctx,
+    account: str | None = None,
+    status_: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    symbol: str | None = None,
+    strategy: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, description="page: orders older than")] = None,
+) -> list[OrderOut]:
+    """Newest first."""
+    rows = ctx.trading.orders(
+        account=account,
+        status=status_.value if status_ else None,
+        symbol=symbol,
+        strategy=strategy,
+        limit=limit,
+        before_id=before_id,
+    )
+    return [order_out(r) for r in rows]
+
+
+@router.get("/{client_order_id}", response_model=OrderOut)
+def get_order(client_order_id: str, user: Viewer, ctx: Ctx) -> OrderOut:
+    """One order with its fills. 404 until the engine has taken the intent."""
+    found = ctx.trading.order(client_order_id)
+    if found is None:
+        raise Problem(
+            404,
+            "not-found",
+            f"no order {client_order_id!r} (yet: intents are recorded once the engine takes them)",
+        )
+    return order_out(*found)
+
+
+@router.post(
+    "/{client_order_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=CancelAccepted
+)
+def cancel_order(client_order_id: str, request: Request, user: Trader, ctx: Ctx) -> CancelAccepted:
+    """Ask the engine to cancel a working order (202: requested, not yet done)."""
+    queue = _queue(ctx)
+    found = ctx.trading.order(client_order_id)
+    if found is None:
+        raise Problem(404, "not-found", f"no order {client_order_id!r}")
+    order, _ = found
+    if OrderStatus(order.status) in TERMINAL_STATUSES:
+        raise Problem(
+            409,
+            "conflict",
+            f"order {client_order_id} is {order.status}; only working orders can be cancelled",
+        )
+    cancel = CancelRequest.for_order(client_order_id, order.account, order.symbol, user.username)
+    try:
+        message_id = send_cancel(queue, cancel)
+    except QueueError as exc:
+        raise Problem(503, "unavailable", f"orders queue refused the cancel: {exc}") from None
+    request.state.audit_action = "order.cancel"
+    request.state.audit_target = client_order_id
+    request.state.audit_detail = {"request_id": cancel.request_id}
+    return CancelAccepted(
+        client_order_id=client_order_id, request_id=cancel.request_id, message_id=message_id
+    )

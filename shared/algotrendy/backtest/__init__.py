@@ -1,0 +1,39 @@
+"""Backtesting: a vectorised fast path and an event-driven engine with one set of
+semantics, metrics, sweeps, walk-forward and reports.
+
+The public names are imported lazily (PEP 562 module `__getattr__`): importing a
+submodule such as `algotrendy.backtest.metrics` does not pull in pandas, the strategies
+or numba, which keeps cold starts (CLI, Lambda) short.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from algotrendy.backtest.config import BacktestConfig
+    from algotrendy.backtest.result import BacktestResult
+    from algotrendy.backtest.runner import evaluate, run_backtest
+
+__all__ = ["BacktestConfig", "BacktestResult", "evaluate", "run_backtest"]
+
+_HOME = {
+    "BacktestConfig": "algotrendy.backtest.config",
+    "BacktestResult": "algotrendy.backtest.result",
+    "evaluate": "algotrendy.backtest.runner",
+    "run_backtest": "algotrendy.backtest.runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'algotrendy.backtest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

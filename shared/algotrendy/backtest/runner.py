@@ -1,0 +1,252 @@
+"""Entry points: `run_backtest` (one backtest, full result) and `evaluate` (metrics only,
+for sweeps and walk-forward, which call it thousands of times).
+
+Both pick the engine the same way: `engine="auto"` runs the vectorised kernel unless the
+strategy overrides `on_bar` (then only the event engine can honour it); "vectorized" and
+"event" force one. The two engines implement one set of semantics (`fills.py`) and are
+proven to agree by a property test, so "auto" is a speed choice, never a results choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pydantic import ValidationError
+
+from algotrendy.backtest.config import BacktestConfig
+from algotrendy.backtest.events import overrides_on_bar, run_events
+from algotrendy.backtest.fills import sizing_code
+from algotrendy.backtest.metrics import compute_metrics, drawdown
+from algotrendy.backtest.result import BacktestResult
+from algotrendy.data.loaders import load_ohlcv, validate_ohlcv
+from algotrendy.domain.bars import OHLCV_COLUMNS, Bars
+from algotrendy.errors import ParameterError
+from algotrendy.strategies import get_strategy
+from algotrendy.strategies.base import Strategy, StrategyParams, format_validation_error
+
+FloatArray = npt.NDArray[np.float64]
+Engine = Literal["auto", "vectorized", "event"]
+ENGINES = ("auto", "vectorized", "event")
+
+_SIDES = np.array(["short", "long"], dtype=object)
+# Columns of the engines' trade matrix (see vectorized.KERNEL_TRADE_FIELDS).
+_ENTRY_BAR, _EXIT_BAR, _SIZE, _ENTRY_PX, _EXIT_PX, _PNL, _FEES = range(7)
+
+
+def run_backtest(
+    data: pd.DataFrame | str | Path,
+    strategy: str | Strategy[Any],
+    params: Mapping[str, Any] | StrategyParams | None = None,
+    *,
+    cash: float = 10_000,
+    fee: float = 0.0,
+    fixed_fee: float = 0.0,
+    slippage: float = 0.0,
+    sizing: str = "whole",
+    size: float = 1.0,
+    trade_on_close: bool = False,
+    risk_free: float = 0.0,
+    periods_per_year: float | None = None,
+    engine: Engine | str = "auto",
+    symbol: str | None = None,
+) -> BacktestResult:
+    """Backtest `strategy` on `data` (a DataFrame or a CSV/Parquet path, loaded and
+    validated by `load_ohlcv`). Settings are validated into a `BacktestConfig`.
+
+    Raises DataError for bad data, UnknownStrategyError for an unknown strategy name and
+    ParameterError for a bad strategy parameter, backtest setting or engine.
+    """
+    config = make_config(
+        cash=cash,
+        fee=fee,
+        fixed_fee=fixed_fee,
+        slippage=slippage,
+        sizing=sizing,
+        size=size,
+        trade_on_close=trade_on_close,
+        risk_free=risk_free,
+        periods_per_year=periods_per_year,
+    )
+    strat = get_strategy(strategy)
+    p = strat.params(params)
+    frame = _load(data)
+    bars = Bars.from_frame(frame)
+    # One (3, n) block holds the equity frame's columns: the kernel writes equity and
+    # position straight into it, so building the frame copies nothing.
+    block = np.empty((3, len(bars)))
+    equity, position, trades = _simulate(bars, strat, p, config, engine, block[0], block[1])
+    pnl, returns = _trade_pnl_returns(trades)
+    metrics = compute_metrics(
+        equity=equity,
+        times=bars.time,
+        position=position,
+        trade_pnl=pnl,
+        trade_returns=returns,
+        cash=config.cash,
+        risk_free=config.risk_free,
+        periods_per_year=config.periods_per_year,
+    )
+    index = frame.index
+    block[2] = drawdown(equity)
+    equity_frame = pd.DataFrame(
+        block.T, index=index, columns=["equity", "position", "drawdown"], copy=False
+    )
+    return BacktestResult(
+        strategy=strat.name,
+        params=p.model_dump(),
+        config=config,
+        metrics=metrics,
+        trades=_trade_frame(trades, returns, index),
+        equity=equity_frame,
+        data=frame,
+        symbol=symbol,
+    )
+
+
+def evaluate(
+    bars: Bars,
+    strategy: str | Strategy[Any],
+    params: Mapping[str, Any] | StrategyParams | None,
+    config: BacktestConfig,
+    *,
+    engine: Engine | str = "auto",
+) -> dict[str, float]:
+    """Metrics only (no DataFrames): the sweep / walk-forward inner call.
+
+    `bars` are taken as already validated. Pass `config.periods_per_year` when calling
+    many times on the same bars to skip inferring it from the times on every call.
+    """
+    strat = get_strategy(strategy)
+    p = strat.params(params)
+    n = len(bars)
+    equity, position, trades = _simulate(bars, strat, p, config, engine, np.empty(n), np.empty(n))
+    pnl, returns = _trade_pnl_returns(trades)
+    return compute_metrics(
+        equity=equity,
+        times=bars.time,
+        position=position,
+        trade_pnl=pnl,
+        trade_returns=returns,
+        cash=config.cash,
+        risk_free=config.risk_free,
+        periods_per_year=config.periods_per_year,
+    )
+
+
+def make_config(**settings: Any) -> BacktestConfig:
+    """A `BacktestConfig`, with pydantic's error turned into a one-line ParameterError."""
+    try:
+        return BacktestConfig(**settings)
+    except ValidationError as exc:
+        raise ParameterError(format_validation_error("backtest", exc)) from exc
+
+
+def _load(data: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """`load_ohlcv`, minus the normalising copy when the frame is already in its output
+    shape (a UTC DatetimeIndex and float64 open..volume, e.g. a previous `load_ohlcv`
+    result, as sweeps, walk-forward and the CLI pass): such a frame is only validated,
+    which saves about a third of a 1M-bar backtest (the normalising copy and parse). The
+    result's `data` is a shallow copy (copy-on-write under pandas 3)."""
+    if (
+        isinstance(data, pd.DataFrame)
+        and isinstance(data.index, pd.DatetimeIndex)
+        and str(data.index.tz) == "UTC"
+        and list(data.columns) == list(OHLCV_COLUMNS)
+        and all(dtype == np.float64 for dtype in data.dtypes)
+    ):
+        validate_ohlcv(data)
+        return data.copy(deep=False)
+    return load_ohlcv(data)
+
+
+def _simulate(
+    bars: Bars,
+    strategy: Strategy[Any],
+    params: StrategyParams,
+    config: BacktestConfig,
+    engine: str,
+    equity: FloatArray,
+    position: FloatArray,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(equity, position, trades[k, 7]); equity and position are written into the given
+    buffers."""
+    if engine not in ENGINES:
+        raise ParameterError(f"engine: must be one of {', '.join(ENGINES)} (got {engine!r})")
+    custom = overrides_on_bar(strategy)
+    if engine == "vectorized" and custom:
+        raise ParameterError(
+            f"engine: {strategy.name} overrides on_bar, which only the event engine runs; "
+            "use engine='event' or 'auto'"
+        )
+    signals = _checked_signals(strategy, strategy.signals(bars, params), len(bars))
+    if engine == "event" or custom:
+        ev_equity, ev_position, trades = run_events(bars, strategy, params, signals, config)
+        equity[:] = ev_equity
+        position[:] = ev_position
+        return equity, position, trades
+    from algotrendy.backtest.vectorized import signal_kernel  # numba: import only when used
+
+    trades = signal_kernel(
+        bars.open,
+        bars.close,
+        signals,
+        float(config.cash),
+        float(config.fee),
+        float(config.fixed_fee),
+        float(config.slippage),
+        sizing_code(config.sizing),
+        float(config.size),
+        bool(config.trade_on_close),
+        equity,
+        position,
+    )
+    return equity, position, trades
+
+
+def _checked_signals(strategy: Strategy[Any], signals: Any, n: int) -> FloatArray:
+    """The strategy's signals as contiguous float64, refusing anything but +1/-1/0/NaN."""
+    sig = np.ascontiguousarray(signals, dtype=np.float64)
+    if sig.shape != (n,):
+        raise ParameterError(
+            f"{strategy.name}: signals must be one value per bar, shape ({n},) "
+            f"(got shape {sig.shape})"
+        )
+    bad = ~((np.abs(sig) == 1.0) | (sig == 0.0) | np.isnan(sig))
+    if bool(bad.any()):
+        i = int(np.argmax(bad))
+        raise ParameterError(
+            f"{strategy.name}: signals must be +1, -1, 0 or NaN (got {float(sig[i])!r} at bar {i})"
+        )
+    return sig
+
+
+def _trade_pnl_returns(trades: FloatArray) -> tuple[FloatArray, FloatArray]:
+    pnl = np.ascontiguousarray(trades[:, _PNL])
+    returns = pnl / (np.abs(trades[:, _SIZE]) * trades[:, _ENTRY_PX])
+    return pnl, returns
+
+
+def _trade_frame(trades: FloatArray, returns: FloatArray, index: pd.Index) -> pd.DataFrame:
+    entry = trades[:, _ENTRY_BAR].astype(np.int64)
+    exit_ = trades[:, _EXIT_BAR].astype(np.int64)
+    signed = trades[:, _SIZE]
+    return pd.DataFrame(  # columns in TRADE_COLUMNS order
+        {
+            "entry_time": index[entry],
+            "exit_time": index[exit_],
+            "side": _SIDES[(signed > 0).astype(np.intp)],
+            "size": np.abs(signed),
+            "entry_price": trades[:, _ENTRY_PX],
+            "exit_price": trades[:, _EXIT_PX],
+            "pnl": trades[:, _PNL],
+            "return_pct": returns,
+            "fees": trades[:, _FEES],
+            "entry_bar": entry,
+            "exit_bar": exit_,
+        }
+    )

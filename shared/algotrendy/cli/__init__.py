@@ -1,0 +1,1 @@
+"""The `algotrendy` command line (console script `algotrendy = algotrendy.cli.main:app`)."""
