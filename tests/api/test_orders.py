@@ -6,8 +6,8 @@ from api_helpers import Session, assert_problem
 from fastapi.testclient import TestClient
 
 from algotrendy.api.context import ApiContext
-from algotrendy.messaging.cancel import ORDER_CANCEL
 from algotrendy.domain.orders import Fill, Order, OrderIntent, OrderStatus, Side
+from algotrendy.messaging.cancel import ORDER_CANCEL
 from algotrendy.messaging.envelope import Envelope
 from algotrendy.messaging.memory import InMemoryQueue
 from algotrendy.storage.relational.repositories import SqlExecutionRepository
