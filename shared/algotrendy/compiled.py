@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import numpy as np
 
@@ -31,6 +31,14 @@ if os.environ.get("ALGOTRENDY_DISABLE_NUMBA", "") not in ("1", "true", "yes"):
         HAVE_NUMBA = True
     except ImportError:  # a Lambda package without numba: run uncompiled
         HAVE_NUMBA = False
+
+
+@overload
+def njit(fn: _F, **options: Any) -> _F: ...
+
+
+@overload
+def njit(fn: None = None, **options: Any) -> Callable[[_F], _F]: ...
 
 
 def njit(fn: _F | None = None, **options: Any) -> Any:

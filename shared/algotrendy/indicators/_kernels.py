@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,7 +59,7 @@ def jit(fn: _F) -> _F:
     with a RuntimeError at decoration time; the kernels then compile in memory on first
     use instead of making the whole package unimportable.
     """
-    return cast(_F, njit(fn, nogil=True, error_model="numpy"))
+    return njit(fn, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------- helpers
