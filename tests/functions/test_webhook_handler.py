@@ -247,7 +247,12 @@ def test_same_event_twenty_times_concurrently(deployed: Deployed) -> None:
     with ThreadPoolExecutor(max_workers=20) as pool:
         replies = list(pool.map(one, range(20)))
     assert [r["statusCode"] for r in replies] == [200] * 20
-    assert len({r["body"] for r in replies}) == 1
+    # moto's DynamoDB conditional put is not atomic under threads (real DynamoDB's is), so
+    # two racing "first" deliveries can both reach SQS, whose FIFO de-duplication then keeps
+    # one message but hands each sender its own message id: compare replies without it.
+    bodies = {json.dumps({k: v for k, v in json.loads(r["body"]).items() if k != "message_id"})
+              for r in replies}  # fmt: skip
+    assert len(bodies) == 1
     assert len(deployed.messages()) == 1
     other = load_event("webhook_keyvalue_text")
     assert deployed.invoke(other)["statusCode"] == 200

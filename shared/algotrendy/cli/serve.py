@@ -5,7 +5,7 @@ otherwise, needs no network and no AWS."""
 
 from __future__ import annotations
 
-import sys
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -42,14 +42,25 @@ def serve_command(
         raise typer.BadParameter(f"{samples} is not a folder", param_hint="--samples")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     try:
-        platform = build_platform(
-            local_settings(data_dir), seed_demo=seed, samples_dir=samples
-        )
+        platform = build_platform(local_settings(data_dir), seed_demo=seed, samples_dir=samples)
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot use {data_dir}: {exc.strerror or exc}", param_hint="--data-dir"
         ) from None
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     print(banner(platform, f"http://{shown}:{port}"), flush=True)
-    uvicorn.run(platform.app, host=host, port=port, log_level="info")
-    sys.stdout.flush()
+    received: list[int] = []
+    # uvicorn turns SIGINT/SIGTERM into a graceful shutdown and then re-raises the signal
+    # into the handler that was installed before it; this one only notes it, so a stop
+    # requested by Ctrl-C or SIGTERM ends with exit code 0 (and no KeyboardInterrupt).
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        uvicorn.run(platform.app, host=host, port=port, log_level="info")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        print(f"stopped ({signal.Signals(received[0]).name})", flush=True)

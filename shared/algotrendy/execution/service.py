@@ -121,7 +121,7 @@ def build_runtime(
         prices=prices,
         publisher=publisher,
     )
-    return EngineRuntime(engine=engine, queue=queue or _queue(settings), hub=hub,
+    return EngineRuntime(engine=engine, queue=queue if queue is not None else _queue(settings), hub=hub,
                          settings=settings)  # fmt: skip
 
 
