@@ -121,8 +121,12 @@ def build_runtime(
         prices=prices,
         publisher=publisher,
     )
-    return EngineRuntime(engine=engine, queue=queue if queue is not None else _queue(settings), hub=hub,
-                         settings=settings)  # fmt: skip
+    return EngineRuntime(
+        engine=engine,
+        queue=queue if queue is not None else _queue(settings),
+        hub=hub,
+        settings=settings,
+    )
 
 
 def create_app(runtime: EngineRuntime) -> Any:
