@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run-$(HASH)
 OUT    ?= out
 .DEFAULT_GOAL := run
 
-.PHONY: run test test-fast test-all lint typecheck bench clean venv
+.PHONY: run demo test test-fast lint typecheck bench clean venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,15 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
-## The main job on embedded defaults: backtest + sweep of a built-in strategy on bundled sample data.
+## The main job on embedded defaults (no server needed): a backtest + sweep of a built-in
+## strategy on the bundled sample data (metrics table, out/report.html), then the whole
+## local platform (API, webhook, signal evaluator, backtests, paper engine) on :8000.
 run: $(RUN_STAMP)
+	$(BIN)/algotrendy demo --out $(OUT)
+	$(BIN)/algotrendy serve --data-dir .algotrendy
+
+## Only the research demo (backtest, sweep, HTML report), without starting the platform.
+demo: $(RUN_STAMP)
 	$(BIN)/algotrendy demo --out $(OUT)
 
 ## Lint, type check, offline template checks and every test (slow suites included).
@@ -52,7 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache .aws-sam .venv-sam .tools .algotrendy
 
 # Offline checks of template.yaml and statemachines/ (sam validate, cfn-lint, asl-validator, sam build).
 -include Makefile.template-checks.mk
