@@ -48,8 +48,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared functions tests bench
-	$(BIN)/ruff format --check shared functions tests bench
+	$(BIN)/ruff check shared functions tests bench scripts
+	$(BIN)/ruff format --check shared functions tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -7,6 +7,10 @@
 #
 #   make template-check   validate (SAM + lint), cfn-lint, ASL validation, sam build
 #   make template-sizes   per-function code + layers unzipped size from the build, <= 250 MB
+#                         (webhook <= 30 MB)
+#   make invoke FN=WebhookFunction EVENT=events/webhook_strategy_json.json [ENV_VARS=f.json]
+#                         run a built zip function's handler on an event, as Lambda would
+#                         import it (stand-in for `sam local invoke`, which needs Docker)
 
 SAM_PYTHON     ?= python3.11
 SAM_VENV       ?= .venv-sam
@@ -26,7 +30,7 @@ OFFLINE_AWS := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_
 	AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
 
 .PHONY: template-check template-validate template-lint asl-check sam-build template-sizes \
-	template-tools
+	template-tools invoke
 
 $(SAM_STAMP):
 	test -x $(SAM_BIN)/python || $(SAM_PYTHON) -m venv $(SAM_VENV)
@@ -58,11 +62,16 @@ asl-check: $(ASL_STAMP)
 	@test -n "$(ASL_FILES)" || { echo "no statemachines/*.asl.json"; exit 1; }
 	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
 
-## Build functions and layers (layer requirements installed for the Lambda platform:
-## manylinux2014 wheels for python3.11), then check the core layer's layout.
+## Build every zip function and layer (layers: layers/pip-layer.mk installs wheels for the
+## Lambda platform, CPython 3.11 on Amazon Linux 2), then check the build's layout.
+## Container-image functions (PackageType: Image, e.g. BacktestWorkerFunction) are
+## excluded: building them needs Docker, which these checks do not use; tests/infra checks
+## their Dockerfile instead.
+IMAGE_FUNCTIONS = $(shell $(SAM_BIN)/python scripts/check_sam_build.py image-functions)
 sam-build: $(SAM_STAMP)
-	$(OFFLINE_AWS) $(SAM_BIN)/sam build --template-file template.yaml \
-		--build-dir $(SAM_BUILD_DIR) --cached --parallel
+	$(OFFLINE_AWS) LAYER_PYTHON=$(abspath $(SAM_BIN)/python) $(SAM_BIN)/sam build \
+		--template-file template.yaml --build-dir $(SAM_BUILD_DIR) --cached --parallel \
+		$(foreach f,$(IMAGE_FUNCTIONS),--exclude $(f))
 	$(SAM_BIN)/python scripts/check_sam_build.py layout --build-dir $(SAM_BUILD_DIR)
 
 template-check: template-validate template-lint asl-check sam-build
@@ -70,3 +79,14 @@ template-check: template-validate template-lint asl-check sam-build
 ## Deployment size per function (code + all its layers, unzipped) against Lambda's limit.
 template-sizes: sam-build
 	$(SAM_BIN)/python scripts/check_sam_build.py sizes --build-dir $(SAM_BUILD_DIR)
+
+## Run one built function's handler locally on an event file (scripts/invoke.py says what
+## it isolates and what it does not, compared with `sam local invoke`).
+FN ?=
+EVENT ?=
+ENV_VARS ?=
+invoke: sam-build
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<event.json> [ENV_VARS=<env.json>]"; exit 2; }
+	@test -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<event.json> [ENV_VARS=<env.json>]"; exit 2; }
+	$(OFFLINE_AWS) $(SAM_BIN)/python scripts/invoke.py $(FN) --event $(EVENT) \
+		--build-dir $(SAM_BUILD_DIR) $(if $(ENV_VARS),--env-vars $(ENV_VARS))

@@ -1,7 +1,8 @@
 """Checks on the output of `sam build` that the validators cannot make.
 
     python scripts/check_sam_build.py layout [--build-dir .aws-sam/build]
-    python scripts/check_sam_build.py sizes  [--build-dir .aws-sam/build] [--limit-mb 250]
+    python scripts/check_sam_build.py sizes  [--build-dir .aws-sam/build]
+    python scripts/check_sam_build.py image-functions [--template template.yaml]
 
 `layout`: the core layer (ContentUri shared/, BuildMethod python3.11) must hold the package
 at python/algotrendy (DESIGN.md section 7), and no third-party package may leak into it
@@ -9,11 +10,17 @@ at python/algotrendy (DESIGN.md section 7), and no third-party package may leak 
 its handler module (`sam build` only warns, "Skipping copy operation", when a CodeUri
 does not exist, and succeeds).
 
-`sizes`: each function's code plus all its layers (Globals layers + its own), unzipped,
-must stay within Lambda's limit. AWS states it as 250 MB and enforces 262,144,000 bytes
-(250 MiB; the error reads "Unzipped size must be smaller than 262144000 bytes"), so the
-limit is 250 * 2**20 bytes. Sizes are the sum of regular files' sizes, which is what
+`sizes`: each zip function's code plus all its layers (Globals layers + its own), unzipped,
+must stay within Lambda's limit, and within the project's own budget where it sets one
+(BUDGETS: the webhook <= 30 MB, DESIGN.md "Budgets"). AWS states Lambda's limit as 250 MB
+and enforces 262,144,000 bytes (250 MiB; the error reads "Unzipped size must be smaller
+than 262144000 bytes"), so the limit is 250 * 2**20 bytes. Sizes are the sum of regular
+files' sizes, which is what
 Lambda unpacks (symlinks are not followed).
+
+`image-functions`: the logical ids of container-image functions (PackageType: Image),
+one per line, which the offline `sam build` excludes (building an image needs Docker).
+Their size limit is 10 GB and is not measured here.
 
 Runs with any Python 3.11 that has PyYAML (the SAM venv has it). Exit status 1 on a
 failed check, with one line per problem.
@@ -30,6 +37,9 @@ from typing import Any
 import yaml
 
 LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MiB
+# Budgets tighter than Lambda's limit (DESIGN.md, "Budgets"): the webhook must cold-start
+# fast enough for TradingView's ~3 s, so it stays under 30 MB (decimal, the stricter).
+BUDGETS = {"WebhookFunction": 30_000_000}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -74,14 +84,26 @@ def _ref(value: Any) -> str | None:
     return None
 
 
+def is_image(resource: dict[str, Any]) -> bool:
+    return bool(resource.get("Properties", {}).get("PackageType") == "Image")
+
+
+def image_functions(template: dict[str, Any]) -> list[str]:
+    return sorted(
+        name
+        for name, res in template.get("Resources", {}).items()
+        if res.get("Type") == "AWS::Serverless::Function" and is_image(res)
+    )
+
+
 def function_bundles(build_dir: Path) -> dict[str, list[tuple[str, Path]]]:
-    """Function logical id -> [(part name, built directory)], code first, then layers."""
+    """Zip function logical id -> [(part name, built directory)], code first, then layers."""
     template = load_template(build_dir / "template.yaml")
     resources: dict[str, Any] = template.get("Resources", {})
     global_layers = template.get("Globals", {}).get("Function", {}).get("Layers", [])
     out: dict[str, list[tuple[str, Path]]] = {}
     for name, res in resources.items():
-        if res.get("Type") != "AWS::Serverless::Function":
+        if res.get("Type") != "AWS::Serverless::Function" or is_image(res):
             continue
         props = res.get("Properties", {})
         parts = [(f"{name} (code)", build_dir / str(props["CodeUri"]))]
@@ -99,7 +121,11 @@ def check_layout(build_dir: Path) -> list[str]:
     problems: list[str] = []
     template = load_template(build_dir / "template.yaml")
     for name, res in template.get("Resources", {}).items():
-        if res.get("Type") != "AWS::Serverless::Function":
+        if res.get("Type") == "AWS::Serverless::LayerVersion":
+            built = build_dir / str(res["Properties"]["ContentUri"]) / "python"
+            if not built.is_dir() or not any(built.iterdir()):
+                problems.append(f"{name}: {built} missing or empty: the layer is misbuilt")
+        if res.get("Type") != "AWS::Serverless::Function" or is_image(res):
             continue
         props = res.get("Properties", {})
         module = str(props.get("Handler", "")).rsplit(".", 1)[0].replace(".", "/")
@@ -134,31 +160,43 @@ def check_sizes(build_dir: Path, limit: int) -> tuple[list[str], list[str]]:
             size = cache.setdefault(path, tree_size(path))
             total += size
             detail.append(f"{part} {size / 2**20:.1f}")
-        verdict = "ok" if total <= limit else "OVER"
-        lines.append(f"{name:32s} {total / 2**20:7.1f} MiB  [{verdict}]  = " + " + ".join(detail))
-        if total > limit:
+        budget = min(limit, BUDGETS.get(name, limit))
+        verdict = "ok" if total <= budget else "OVER"
+        lines.append(
+            f"{name:32s} {total / 2**20:7.1f} MiB of {budget / 2**20:5.1f} [{verdict}]  = "
+            + " + ".join(detail)
+        )
+        if total > budget:
+            what = "Lambda's limit" if budget == limit else "its budget (BUDGETS)"
             problems.append(
-                f"{name}: {total:,} bytes unzipped (code + layers), over Lambda's "
-                f"{limit:,} byte limit by {(total - limit) / 2**20:.1f} MiB"
+                f"{name}: {total:,} bytes unzipped (code + layers), over {what} of "
+                f"{budget:,} bytes by {(total - budget) / 2**20:.1f} MiB"
             )
     return lines, problems
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["layout", "sizes"])
+    parser.add_argument("check", choices=["layout", "sizes", "image-functions"])
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
+    parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument(
         "--limit-bytes", type=int, default=LAMBDA_UNZIPPED_LIMIT_BYTES, help="size limit"
     )
     args = parser.parse_args(argv)
+    if args.check == "image-functions":
+        print("\n".join(image_functions(load_template(args.template))))
+        return 0
     if not (args.build_dir / "template.yaml").is_file():
         print(f"{args.build_dir}/template.yaml not found: run sam build first", file=sys.stderr)
         return 1
     if args.check == "layout":
         problems = check_layout(args.build_dir)
         if not problems:
-            print("build layout ok: python/algotrendy in CoreLayer, every handler module built")
+            print(
+                "build layout ok: python/algotrendy in CoreLayer, every layer built, every "
+                "zip function's handler module built"
+            )
     else:
         lines, problems = check_sizes(args.build_dir, args.limit_bytes)
         print("\n".join(lines))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,24 +86,57 @@ def artefacts_bucket_name(template: dict[str, Any]) -> str:
     return resolve_sub(template, bucket)
 
 
+def dockerfile_cmd(path: Path) -> list[str]:
+    """The exec-form CMD of a Dockerfile (the handler of a Lambda image), [] if none."""
+    cmd: list[str] = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"\s*CMD\s+(\[.*\])\s*$", line)
+        if m:
+            cmd = [str(x) for x in json.loads(m.group(1))]
+    return cmd
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     props: dict[str, Any]  # Globals.Function merged under the function's own properties
     layers: list[str]  # logical ids, Globals first
+    metadata: dict[str, Any] = field(default_factory=dict)  # the resource's Metadata
+
+    @property
+    def is_image(self) -> bool:
+        return self.props.get("PackageType", "Zip") == "Image"
+
+    @property
+    def dockerfile(self) -> Path:
+        assert self.is_image, f"{self.logical_id} is a zip function"
+        return ROOT / str(self.metadata["DockerContext"]) / str(self.metadata["Dockerfile"])
+
+    @property
+    def handler(self) -> str:
+        """`Handler` of a zip function; the Dockerfile's CMD of an image function."""
+        if not self.is_image:
+            return str(self.props["Handler"])
+        cmd = dockerfile_cmd(self.dockerfile)
+        assert len(cmd) == 1, f'{self.dockerfile}: CMD must be ["module.function"]'
+        return cmd[0]
 
     @property
     def code_dir(self) -> Path:
+        """CodeUri of a zip function; the Dockerfile's folder of an image function (its
+        handler module is copied from there into the image)."""
+        if self.is_image:
+            return self.dockerfile.parent
         return ROOT / str(self.props["CodeUri"])
 
     @property
     def handler_file(self) -> Path:
-        module, _func = str(self.props["Handler"]).rsplit(".", 1)
+        module, _func = self.handler.rsplit(".", 1)
         return self.code_dir / (module.replace(".", "/") + ".py")
 
     @property
     def handler_name(self) -> str:
-        return str(self.props["Handler"]).rsplit(".", 1)[1]
+        return self.handler.rsplit(".", 1)[1]
 
 
 def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
@@ -116,8 +150,32 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
             is_ref = isinstance(layer, dict) and set(layer) == {"Ref"}
             assert is_ref, f"{name}: layer {layer!r} is not a !Ref to a layer of this template"
             layers.append(str(layer["Ref"]))
-        out[name] = FunctionSpec(name, props, layers)
+        out[name] = FunctionSpec(name, props, layers, res.get("Metadata", {}))
     return out
+
+
+def _invoke_module() -> ModuleType:
+    """scripts/invoke.py, whose intrinsic-function resolver (the one `make invoke` uses)
+    gives the tests each function's environment as deployed, placeholders for resources."""
+    if "algotrendy_invoke" in sys.modules:
+        return sys.modules["algotrendy_invoke"]
+    spec = importlib.util.spec_from_file_location(
+        "algotrendy_invoke", ROOT / "scripts" / "invoke.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["algotrendy_invoke"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, str]:
+    """Globals + the function's own Environment, parameters at their defaults."""
+    invoke = _invoke_module()
+    resolver = invoke.Resolver(template, region=REGION)
+    env: dict[str, str] = invoke.function_environment(template, logical_id, resolver)
+    return env
 
 
 _counter = itertools.count()

@@ -42,12 +42,38 @@ def test_template_declares_functions_layers_and_a_state_machine() -> None:
     assert "BacktestStateMachine" in STATE_MACHINES
 
 
-@pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_function_runtime_is_python311_on_x86_64(name: str) -> None:
+ZIP_FUNCTIONS = sorted(n for n, f in FUNCTIONS.items() if not f.is_image)
+IMAGE_FUNCTIONS = sorted(n for n, f in FUNCTIONS.items() if f.is_image)
+
+
+@pytest.mark.parametrize("name", ZIP_FUNCTIONS)
+def test_zip_function_runtime_is_python311_on_x86_64(name: str) -> None:
     props = FUNCTIONS[name].props
     assert props.get("Runtime") == "python3.11"
     assert props.get("Architectures") == ["x86_64"]
     assert props.get("PackageType", "Zip") == "Zip"
+
+
+@pytest.mark.parametrize("name", IMAGE_FUNCTIONS)
+def test_image_function_builds_from_the_python311_base_image(name: str) -> None:
+    """The image's interpreter must be the one the zip functions run (python3.11 on
+    Amazon Linux 2), its CMD the handler, and it must install numba (why it is an image)."""
+    spec = FUNCTIONS[name]
+    assert spec.props.get("Architectures") == ["x86_64"]
+    for key in ("Runtime", "Handler", "Layers", "CodeUri"):
+        assert key not in spec.props, f"{name}: {key} is not allowed on an image function"
+    assert spec.metadata.get("DockerContext") == ".", "context: the repository root"
+    assert spec.dockerfile.is_file(), f"{name}: {spec.dockerfile} missing"
+    text = spec.dockerfile.read_text()
+    froms = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert froms == ["public.ecr.aws/lambda/python:3.11"]
+    assert spec.handler == "app.handler"
+    assert re.search(r"^COPY\s+functions/backtest_worker/app.py\s", text, re.M)
+    assert re.search(r"^COPY\s+shared/algotrendy\s", text, re.M)
+    assert re.search(r"\bnumba==\d", text), "the worker image must install numba"
+    assert "NUMBA_CACHE_DIR=/tmp/" in text, "numba can only cache under /tmp in Lambda"
+    for req in re.findall(r"^COPY\s+(layers/\S+/requirements.txt)\s", text, re.M):
+        assert (sam.ROOT / req).is_file(), req
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -82,11 +108,21 @@ def _layer_dirs() -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_layer_builds_with_python311(name: str) -> None:
+def test_layer_builds_for_python311(name: str) -> None:
+    """CoreLayer is built by SAM's python3.11 builder (it has no requirements); the
+    dependency layers by their Makefile's build-<LogicalId> target (layers/pip-layer.mk)."""
     res = LAYERS[name]
-    assert res.get("Metadata", {}).get("BuildMethod") == "python3.11"
     assert res["Properties"].get("CompatibleRuntimes") == ["python3.11"]
+    assert res["Properties"].get("CompatibleArchitectures") == ["x86_64"]
     assert _layer_dirs()[name].is_dir()
+    method = res.get("Metadata", {}).get("BuildMethod")
+    if name == "CoreLayer":
+        assert method == "python3.11"
+        return
+    assert method == "makefile"
+    makefile = (_layer_dirs()[name] / "Makefile").read_text()
+    assert re.search(rf"^build-{name}:", makefile, re.M), f"{name}: no build-{name} target"
+    assert "pip_layer" in makefile
 
 
 def test_core_layer_is_the_package_source() -> None:
@@ -190,9 +226,36 @@ spec = importlib.util.spec_from_file_location("app", handler_file)
 module = importlib.util.module_from_spec(spec)
 sys.modules["app"] = module
 spec.loader.exec_module(module)
+if sys.argv[3:]:  # channels the function's schedules name: built as the handler would
+    from algotrendy.data.channels import get_channel
+    for source in sys.argv[3:]:
+        get_channel(source)
 tops = {m.partition(".")[0] for m in set(sys.modules) - before}
 print(json.dumps(sorted(t for t in tops if not from_stdlib(t))))
 """
+
+
+def _image_requirements(spec: sam.FunctionSpec) -> list[Requirement]:
+    """What the Dockerfile installs: the layers' files it copies plus inline pins."""
+    text = spec.dockerfile.read_text()
+    reqs: list[Requirement] = []
+    for rel in re.findall(r"^COPY\s+(layers/\S+/requirements.txt)\s", text, re.M):
+        lines = (ln.split("#", 1)[0].strip() for ln in (sam.ROOT / rel).read_text().splitlines())
+        reqs += [Requirement(ln) for ln in lines if ln]
+    reqs += [Requirement(m) for m in re.findall(r"\b([a-z][a-z0-9_-]*==[0-9][^\s\\]*)", text)]
+    return reqs
+
+
+def _scheduled_channel_sources(name: str) -> list[str]:
+    """Channel sources named by the function's schedule inputs (ingest groups): the ingest
+    handler imports a channel's library (ccxt, yfinance...) only when it builds it."""
+    sources: list[str] = []
+    resolver = sam._invoke_module().Resolver(TEMPLATE, region=sam.REGION)
+    for ev in TEMPLATE["Resources"][name]["Properties"].get("Events", {}).values():
+        if ev["Type"] == "Schedule" and "Input" in ev["Properties"]:
+            group = json.loads(resolver.value(ev["Properties"]["Input"]))
+            sources += [c["source"] for c in group.get("channels", [])]
+    return sources
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -204,6 +267,9 @@ def test_function_imports_only_what_its_layers_provide_and_uses_each_layer(name:
     fails too (it only costs deployment size and cold start)."""
     spec = FUNCTIONS[name]
     per_layer: dict[str, set[str]] = {}
+    if spec.is_image:  # everything is in the image: treat it as one layer
+        per_layer["CoreLayer"] = {"algotrendy"}
+        per_layer["image"] = _closure(_image_requirements(spec))
     for layer in spec.layers:
         if layer == "CoreLayer":
             per_layer[layer] = {"algotrendy"}
@@ -217,7 +283,14 @@ def test_function_imports_only_what_its_layers_provide_and_uses_each_layer(name:
         "ALGOTRENDY_ARTEFACTS_BUCKET": "probe-bucket",
     }
     proc = subprocess.run(
-        [sys.executable, "-c", _IMPORT_PROBE, json.dumps(sorted(allowed)), str(spec.handler_file)],
+        [
+            sys.executable,
+            "-c",
+            _IMPORT_PROBE,
+            json.dumps(sorted(allowed)),
+            str(spec.handler_file),
+            *_scheduled_channel_sources(name),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -228,6 +301,8 @@ def test_function_imports_only_what_its_layers_provide_and_uses_each_layer(name:
     assert proc.returncode == 0, f"{name} cannot import with its layers:\n{proc.stderr[-2000:]}"
     imported = set(json.loads(proc.stdout.splitlines()[-1]))
     for layer, names in per_layer.items():
+        if layer == "image":
+            continue  # one image, not separate layers: nothing to attach or detach
         direct = (
             {"algotrendy"}
             if layer == "CoreLayer"
@@ -340,15 +415,6 @@ def test_artefacts_bucket_is_encrypted_and_private() -> None:
     )
 
 
-def _resolve_env(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        ref = value["Ref"]
-        if ref == "ArtefactsBucket":
-            return sam.artefacts_bucket_name(TEMPLATE)
-        return sam.parameter_defaults(TEMPLATE)[ref]
-    return sam.resolve_sub(TEMPLATE, value)
-
-
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_settings_load_from_each_functions_template_environment(
     name: str, monkeypatch: pytest.MonkeyPatch
@@ -358,13 +424,12 @@ def test_settings_load_from_each_functions_template_environment(
     in get_settings() before doing anything."""
     from algotrendy.config import Settings
 
-    glob = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    own = TEMPLATE["Resources"][name]["Properties"].get("Environment", {}).get("Variables", {})
+    env = sam.function_environment(TEMPLATE, name)
     for var in list(os.environ):
         if var.startswith("ALGOTRENDY_"):
             monkeypatch.delenv(var)
-    for var, value in {**glob, **own}.items():
-        monkeypatch.setenv(var, _resolve_env(value))
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
     settings = Settings()
     assert settings.artefacts_bucket == sam.artefacts_bucket_name(TEMPLATE)
 
