@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from algotrendy.config import ConfigurationError
+from algotrendy.documents import CachedDocument, file_reader, ssm_reader
 from algotrendy.errors import AlgoTrendyError
 
 # Config ids end up inside intent ids (`sig:<id>:<digest>`, pattern [A-Za-z0-9_.:-], at most
@@ -271,20 +272,16 @@ class _DocumentStore(_ConfigIndex):
         clock: Callable[[], float],
     ) -> None:
         self.source = source
-        self._read = read
-        self._ttl = cache_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._configs: list[StrategyConfig] | None = None
-        self._loaded_at = 0.0
+        self._document = CachedDocument(
+            source,
+            read,
+            lambda text: load_strategy_configs(text, source=source),
+            cache_seconds=cache_seconds,
+            clock=clock,
+        )
 
     def _current(self) -> list[StrategyConfig]:
-        with self._lock:
-            now = self._clock()
-            if self._configs is None or now - self._loaded_at >= self._ttl:
-                self._configs = load_strategy_configs(self._read(), source=self.source)
-                self._loaded_at = now
-            return self._configs
+        return self._document.value()
 
     def get(self, config_id: str) -> StrategyConfig | None:
         return self._get(self._current(), config_id)
@@ -307,13 +304,8 @@ class JsonFileStrategyConfigStore(_DocumentStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
-        super().__init__(str(self.path), self._load, cache_seconds=cache_seconds, clock=clock)
-
-    def _load(self) -> str:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigurationError(f"{self.path}: strategy config file does not exist") from None
+        read = file_reader(self.path, "strategy config")
+        super().__init__(str(self.path), read, cache_seconds=cache_seconds, clock=clock)
 
 
 class SsmParameterStrategyConfigStore(_DocumentStore):
@@ -330,20 +322,6 @@ class SsmParameterStrategyConfigStore(_DocumentStore):
         cache_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
         self.name = name
-        super().__init__(f"ssm:{name}", self._load, cache_seconds=cache_seconds, clock=clock)
-
-    def _load(self) -> str:
-        try:
-            reply = self._client.get_parameter(Name=self.name, WithDecryption=True)
-        except Exception as exc:  # botocore's ClientError; botocore is not imported here
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code == "ParameterNotFound":
-                raise ConfigurationError(
-                    f"SSM parameter {self.name} (strategy configs) does not exist"
-                ) from None
-            raise StrategyConfigUnavailableError(
-                f"cannot read SSM parameter {self.name}: {code or type(exc).__name__}"
-            ) from exc
-        return str(reply["Parameter"]["Value"])
+        read = ssm_reader(client, name, "strategy configs", StrategyConfigUnavailableError)
+        super().__init__(f"ssm:{name}", read, cache_seconds=cache_seconds, clock=clock)

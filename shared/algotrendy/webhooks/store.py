@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from algotrendy.config import ConfigurationError
+from algotrendy.documents import CachedDocument, file_reader, ssm_reader
 from algotrendy.webhooks.auth import hash_webhook_token
 from algotrendy.webhooks.config import WebhookConfig
 
@@ -132,24 +133,16 @@ class _CachedDocumentStore:
         cache_seconds: float,
         clock: Callable[[], float],
     ) -> None:
-        self._source = source
-        self._read = read
-        self._ttl = cache_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._configs: dict[str, WebhookConfig] | None = None
-        self._loaded_at = 0.0
+        self._document = CachedDocument(
+            source,
+            read,
+            lambda text: load_webhook_configs(text, source=source),
+            cache_seconds=cache_seconds,
+            clock=clock,
+        )
 
     def get(self, token_sha256: str) -> WebhookConfig | None:
-        return self._current().get(token_sha256)
-
-    def _current(self) -> dict[str, WebhookConfig]:
-        with self._lock:
-            now = self._clock()
-            if self._configs is None or now - self._loaded_at >= self._ttl:
-                self._configs = load_webhook_configs(self._read(), source=self._source)
-                self._loaded_at = now
-            return self._configs
+        return self._document.value().get(token_sha256)
 
 
 class JsonFileWebhookConfigStore(_CachedDocumentStore):
@@ -163,13 +156,8 @@ class JsonFileWebhookConfigStore(_CachedDocumentStore):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = Path(path)
-        super().__init__(str(self.path), self._load, cache_seconds=cache_seconds, clock=clock)
-
-    def _load(self) -> str:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigurationError(f"{self.path}: webhook config file does not exist") from None
+        read = file_reader(self.path, "webhook config")
+        super().__init__(str(self.path), read, cache_seconds=cache_seconds, clock=clock)
 
 
 class SsmParameterWebhookConfigStore(_CachedDocumentStore):
@@ -187,20 +175,6 @@ class SsmParameterWebhookConfigStore(_CachedDocumentStore):
         cache_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
         self.name = name
-        super().__init__(f"ssm:{name}", self._load, cache_seconds=cache_seconds, clock=clock)
-
-    def _load(self) -> str:
-        try:
-            reply = self._client.get_parameter(Name=self.name, WithDecryption=True)
-        except Exception as exc:  # botocore errors are not importable types here
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code == "ParameterNotFound":
-                raise ConfigurationError(
-                    f"SSM parameter {self.name} (webhook configs) does not exist"
-                ) from None
-            raise WebhookStoreUnavailableError(
-                f"cannot read SSM parameter {self.name}: {code or type(exc).__name__}"
-            ) from exc
-        return str(reply["Parameter"]["Value"])
+        read = ssm_reader(client, name, "webhook configs", WebhookStoreUnavailableError)
+        super().__init__(f"ssm:{name}", read, cache_seconds=cache_seconds, clock=clock)
