@@ -5,8 +5,6 @@ PostgreSQL at 127.0.0.1:5432 skipped with the reason when absent, failing in CI.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import pytest
 from api_helpers import EXCHANGE, GOOG_CSV, PASSWORDS, SECRET, Session, make_context
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from algotrendy.api.app import create_app
 from algotrendy.api.context import ApiContext
@@ -23,51 +21,6 @@ from algotrendy.config import Settings
 from algotrendy.data.loaders import load_ohlcv
 from algotrendy.storage.local import LocalCandleStore
 from algotrendy.storage.relational import create_db_engine, upgrade_database
-
-PG_URL = os.environ.get("ALGOTRENDY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_available() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_URL, connect_timeout=2):
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available", reported
-        return f"PostgreSQL not reachable at {PG_URL}: {exc}"
-
-
-def _sqlite(tmp_path: Path) -> Engine:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'api.db'}")
-    upgrade_database(engine)
-    return engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = _sqlite(tmp_path)
-        yield engine
-        engine.dispose()
-        return
-    reason = _pg_available()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_db_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_db_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
-    upgrade_database(engine)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture
@@ -91,6 +44,12 @@ def candle_store(tmp_path: Path, goog: Any) -> LocalCandleStore:
     store = LocalCandleStore(tmp_path / "data", fsync=False)
     store.write(goog, EXCHANGE, "GOOG", "1d")
     return store
+
+
+def _sqlite(tmp_path: Path) -> Engine:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'api.db'}")
+    upgrade_database(engine)
+    return engine
 
 
 @pytest.fixture
