@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algotrendy.backtest.sweep import SweepChunk, run_chunk
 from algotrendy.data import load_ohlcv
-from algotrendy.errors import DataError, ParameterError
+from algotrendy.errors import DataError, ParameterError, SourceUnavailableError
 
 logger = Logger()
 tracer = Tracer()
@@ -99,7 +99,8 @@ def load_candles(symbol: str, where: S3Location) -> pd.DataFrame:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchKey", "NotFound"):
                 raise DataError(f"{symbol}: {uri} does not exist") from None
-            raise
+            # Throttling, 5xx: transient; the state machine retries this error by name.
+            raise SourceUnavailableError(f"{symbol}: cannot read {uri}: {code or exc}") from exc
         try:
             return load_ohlcv(path)
         except DataError as exc:

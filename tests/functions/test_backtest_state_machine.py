@@ -10,6 +10,7 @@ payload shapes between states and the S3 layout are all exercised together.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import time
@@ -162,3 +163,57 @@ def test_a_failing_worker_fails_the_run_without_a_ranking(
         "sample-sma-cross", "bad-candles"
     )
     assert s3.list_objects_v2(Bucket=bucket, Prefix=ranking_key).get("KeyCount", 0) == 0
+
+
+def _flaky_loader(
+    handlers: Handlers, monkeypatch: pytest.MonkeyPatch, failures: int
+) -> dict[str, int]:
+    """Make the worker's candle download fail `failures` times per symbol, transiently."""
+    from algotrendy.errors import SourceUnavailableError
+
+    module = inspect.unwrap(handlers["BacktestWorkerFunction"]).__globals__
+    real = module["load_candles"]
+    calls: dict[str, int] = {}
+
+    def flaky(symbol: str, where: Any) -> Any:
+        calls[symbol] = calls.get(symbol, 0) + 1
+        if calls[symbol] <= failures:
+            raise SourceUnavailableError(f"{symbol}: cannot read s3 object: SlowDown")
+        return real(symbol, where)
+
+    monkeypatch.setitem(module, "load_candles", flaky)
+    return calls
+
+
+def test_a_transient_worker_failure_is_retried(
+    state_machine: tuple[Any, str], handlers: Handlers, monkeypatch: pytest.MonkeyPatch,
+    event: Any,
+) -> None:  # fmt: skip
+    calls = _flaky_loader(handlers, monkeypatch, failures=1)
+    sfn, arn = state_machine
+    result = _run(sfn, arn, "retried", event("backtest_state_machine"))
+
+    assert result["status"] == "SUCCEEDED", result
+    assert result["entered"][-1] == "Aggregate"
+    plan = event("backtest_aggregate")
+    # Each symbol's first download failed and its chunk ran again (Retry on the name).
+    assert calls
+    assert all(n >= 2 for n in calls.values())
+    output = json.loads(result["output"])
+    assert output["row_count"] == plan["task_count"]
+
+
+def test_a_worker_that_keeps_failing_is_retried_then_caught(
+    state_machine: tuple[Any, str], handlers: Handlers, monkeypatch: pytest.MonkeyPatch,
+    event: Any,
+) -> None:  # fmt: skip
+    calls = _flaky_loader(handlers, monkeypatch, failures=10**6)
+    sfn, arn = state_machine
+    result = _run(sfn, arn, "always-failing", event("backtest_state_machine"))
+
+    assert result["status"] == "FAILED"
+    assert result["entered"][-1] == "BacktestFailed"
+    # 1 attempt + MaxAttempts 2 retries for every chunk, then Catch -> BacktestFailed
+    # (moto: via the aggregate's missing-chunk check, see the test above).
+    assert calls
+    assert all(n % 3 == 0 for n in calls.values())
