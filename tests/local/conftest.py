@@ -5,33 +5,14 @@ loads 47k bars and hashes a password and a passphrase on purpose slowly."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from local_helpers import LOCAL_CLIENT, SAMPLES
 
 from algotrendy.config import Settings
 from algotrendy.local import LocalPlatform, build_platform, local_settings
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "samples"
-TRADINGVIEW = REPO / "tests" / "fixtures" / "tradingview"
-LOCAL_CLIENT = ("127.0.0.1", 50000)  # the webhook allows loopback callers locally
-
-
-def wait_for(probe: Callable[[], Any], *, timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LOCAL_CLIENT, SAMPLES, TRADINGVIEW, wait_for
 from fastapi.testclient import TestClient
+from local_helpers import LOCAL_CLIENT, SAMPLES, TRADINGVIEW, wait_for
 
 from algotrendy.config import Settings
 from algotrendy.data.loaders import load_ohlcv

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, wait_for
+from local_helpers import REPO, wait_for
 
 
 def _free_port() -> int:

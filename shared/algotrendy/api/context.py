@@ -5,9 +5,13 @@ Choices by shape: SQS when `ALGOTRENDY_ORDERS_QUEUE_URL` is set, else an in-proc
 (local only: elsewhere orders would vanish with the process, so order routes answer 503);
 Step Functions when `ALGOTRENDY_BACKTEST_STATE_MACHINE_ARN` is set, else backtests run in
 a background thread (local only: a Lambda is frozen after its reply); Redis for rate
-limits and the price/health cache when `ALGOTRENDY_REDIS_URL` is set. Migrations run at
-start in the local shape only; in aws they are a deployment step (many cold starts at
-once must not race on DDL).
+limits and the price/health cache when `ALGOTRENDY_REDIS_URL` is set; QuestDB for
+candles when `ALGOTRENDY_QUESTDB_URL` is set (where ingestion writes them in aws, as for
+the signal evaluator), else the Parquet store under `data_dir`. Webhook configs are
+published to the SSM parameter `ALGOTRENDY_WEBHOOK_CONFIG_PARAMETER`, else the file
+`ALGOTRENDY_WEBHOOK_CONFIG_FILE`, else nowhere (`algotrendy.api.webhook_configs`).
+Migrations run at start in the local shape only; in aws they are a deployment step (many
+cold starts at once must not race on DDL).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from algotrendy.storage.relational.api_repositories import (
     TradingReadRepository,
     UserRepository,
 )
+from algotrendy.webhooks.store import WebhookConfigPublisher
 
 # Runtime settings an admin may change through PUT /config (stored in `configurations`,
 # overriding the environment). Each is validated with the Settings field's own rules.
@@ -70,6 +75,7 @@ class ApiContext:
     candles: CandleStore | None
     cache: Cache | None
     limiter: RateLimiter
+    webhooks: WebhookConfigPublisher | None = None
     _overrides: tuple[float, dict[str, Any]] = field(default=(0.0, {}), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -144,11 +150,11 @@ def build_context(
 
         queue = InMemoryQueue("orders.fifo")
 
+    from algotrendy.api.webhook_configs import build_webhook_publisher
     from algotrendy.storage.cache import MemoryCache, RedisCache
-    from algotrendy.storage.local import LocalCandleStore
 
     data_dir = Path(settings.data_dir)
-    candles = LocalCandleStore(data_dir)
+    candles = build_candle_store(settings)
     cache: Cache = (
         RedisCache(settings.redis_url)
         if settings.redis_url
@@ -164,6 +170,7 @@ def build_context(
         candles=candles,
         cache=cache,
         limiter=limiter,
+        webhooks=build_webhook_publisher(settings),
         **parts,
     )
     launcher: BacktestLauncher | None = None
@@ -184,6 +191,21 @@ def build_context(
     if settings.admin_username and settings.admin_password:
         ctx.users.ensure_admin(settings.admin_username, settings.admin_password.get_secret_value())
     return ctx
+
+
+def build_candle_store(settings: Settings) -> CandleStore:
+    """QuestDB when `ALGOTRENDY_QUESTDB_URL` is set (built as `signals.wiring` builds the
+    evaluator's; nothing connects until the first read), else the Parquet store under
+    `data_dir`."""
+    if settings.questdb_url:
+        from algotrendy.storage.questdb_store import QuestDBCandleStore
+
+        return QuestDBCandleStore.from_url(settings.questdb_url)
+    from pathlib import Path
+
+    from algotrendy.storage.local import LocalCandleStore
+
+    return LocalCandleStore(Path(settings.data_dir))
 
 
 def risk_limits_json(value: Any) -> str:

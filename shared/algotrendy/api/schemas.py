@@ -11,6 +11,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from algotrendy.auth.tokens import Role
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.domain.orders import OrderStatus, OrderType, Side, TimeInForce
+from algotrendy.webhooks.auth import MIN_PASSPHRASE_LENGTH
+from algotrendy.webhooks.config import QuantityMode
 
 
 class _In(BaseModel):
@@ -192,10 +194,34 @@ class StrategyOut(BaseModel):
     updated_at: datetime
 
 
+class WebhookIssue(_In):
+    """Optional settings of an issued webhook. A field left out keeps the value of the
+    webhook being rotated (or the default); `null` clears a nullable one."""
+
+    passphrase: str | None = Field(
+        None,
+        min_length=MIN_PASSPHRASE_LENGTH,
+        max_length=256,
+        description='a secret the alert body must carry as "passphrase"; stored as scrypt',
+    )
+    account: str = Field("default", min_length=1, max_length=64)
+    quantity_mode: QuantityMode = Field(
+        "auto", description="auto | fixed | contracts | percent (see WebhookConfig)"
+    )
+    quantity: float | None = Field(None, gt=0, description="fixed / fallback size in units")
+    percent_of: float | None = Field(None, gt=0, description="units that 100 % stands for")
+    max_quantity: float | None = Field(None, gt=0, description="refuse alerts sized above")
+
+
 class WebhookIssued(BaseModel):
     webhook_id: str = Field(description="the secret token; shown once, store it now")
     path: str
     issued_at: datetime
+    published: bool = Field(
+        description="whether the webhook's config was written where the webhook reads it "
+        "(false when the API has no webhook config parameter or file configured); the "
+        "webhook sees it within its config cache time"
+    )
 
 
 # -- backtests ---------------------------------------------------------------------------

@@ -224,9 +224,6 @@ def build_platform(
 
     exchanges = [SAMPLE_EXCHANGE, settings.candle_exchange]
     runtime = build_runtime(settings, queue=orders, prices=CachePrices(ctx.cache, exchanges))
-    # build_runtime picks `queue or <new queue>`, and an empty InMemoryQueue is falsy
-    # (it has __len__): hand the shared queue over explicitly.
-    runtime.queue = orders
     engine_app = create_engine_app(runtime)
 
     webhooks = WebhookService(
@@ -234,7 +231,9 @@ def build_platform(
             data_dir / WEBHOOKS_FILE,
             ctx.strategies,
             account=DEMO_ACCOUNT,
-            cache_seconds=settings.webhook_config_cache_seconds,
+            # One process, one file: read it on every alert so a revoke or rotation through
+            # the API takes effect at once (Lambda caches for webhook_config_cache_seconds).
+            cache_seconds=0.0,
         ),
         orders,
         InMemoryIdempotency(expires_after_seconds=settings.webhook_idempotency_ttl_seconds),

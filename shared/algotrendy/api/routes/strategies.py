@@ -6,24 +6,45 @@ and live evaluation use, so a config the API accepts is one the engine can run; 
 normalised (defaults filled in). A webhook token is 32 random bytes (url-safe base64)
 returned once; only its SHA-256 is kept (`algotrendy.webhooks.auth`), and issuing a new
 one replaces (revokes) the old.
+
+Every change to a strategy's webhook is also published to the document the webhook
+function reads (`algotrendy.api.webhook_configs`), before the table is updated for issue,
+rotate, revoke and delete (a failed publish changes nothing: 503, retry) and after it for
+other edits (a failed publish is a 503 naming what to retry; the table is already right).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from pydantic import ValidationError
 
 from algotrendy.api.deps import Ctx, Trader, Viewer
+from algotrendy.api.observability import logger
 from algotrendy.api.problems import Problem, field_error
-from algotrendy.api.schemas import StrategyCreate, StrategyOut, StrategyUpdate, WebhookIssued
+from algotrendy.api.schemas import (
+    StrategyCreate,
+    StrategyOut,
+    StrategyUpdate,
+    WebhookIssue,
+    WebhookIssued,
+)
+from algotrendy.api.webhook_configs import (
+    config_errors,
+    issue_change,
+    owned_by,
+    refresh_change,
+    remove_change,
+)
+from algotrendy.config import ConfigurationError
 from algotrendy.errors import UnknownStrategyError
 from algotrendy.storage.relational.api_models import StrategyConfigRow
 from algotrendy.storage.relational.api_repositories import ConflictError
 from algotrendy.strategies import Strategy, get_strategy, strategy_names
 from algotrendy.webhooks.auth import generate_webhook_token, hash_webhook_token
+from algotrendy.webhooks.store import Change, WebhookPublishConflictError, WebhookPublishError
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
 
@@ -87,6 +108,31 @@ def _out(row: StrategyConfigRow) -> StrategyOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _publish(ctx: Ctx, row: StrategyConfigRow, change: Change, *, retry: str) -> bool:
+    """Apply `change` to the strategy's entry in the webhook config document; False when
+    the API publishes nowhere. `retry` says what the caller should repeat on a 503."""
+    publisher = ctx.webhooks
+    if publisher is None:
+        return False
+    try:
+        publisher.update(owned_by(row), change)
+    except ValidationError as exc:
+        errors = [field_error(f, m) for f, m in config_errors(exc)]
+        detail = "; ".join(f"{e['field']}: {e['detail']}" for e in errors)
+        raise Problem(422, "validation", f"webhook config: {detail}", errors=errors) from None
+    except WebhookPublishConflictError as exc:
+        raise Problem(409, "conflict", str(exc)) from None
+    except (WebhookPublishError, ConfigurationError) as exc:
+        logger.exception("webhook config publish failed", extra={"source": publisher.source})
+        raise Problem(
+            503,
+            "unavailable",
+            f"the webhook config store could not be updated; {retry}",
+            headers={"Retry-After": "5"},
+        ) from exc
+    return True
 
 
 def _get(ctx: Ctx, strategy_id: int) -> StrategyConfigRow:
@@ -162,6 +208,9 @@ def update_strategy(
     request.state.audit_action = "strategy.update"
     request.state.audit_target = f"strategy:{strategy_id}"
     request.state.audit_detail = {"fields": sorted(values)}
+    if updated.webhook_token_sha256 is not None and {"name", "symbols", "enabled"} & set(values):
+        # The entry follows the strategy (a disabled strategy's webhook answers 404).
+        _publish(ctx, updated, refresh_change(updated), retry="the strategy was saved: repeat it")
     return _out(updated)
 
 
@@ -169,6 +218,8 @@ def update_strategy(
 def delete_strategy(strategy_id: int, request: Request, user: Trader, ctx: Ctx) -> Response:
     request.state.audit_action = "strategy.delete"
     request.state.audit_target = f"strategy:{strategy_id}"
+    row = _get(ctx, strategy_id)
+    _publish(ctx, row, remove_change, retry="nothing was deleted: retry")
     if not ctx.strategies.delete(strategy_id):
         raise Problem(404, "not-found", f"no strategy config {strategy_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -177,20 +228,35 @@ def delete_strategy(strategy_id: int, request: Request, user: Trader, ctx: Ctx) 
 @router.post(
     "/{strategy_id}/webhook", status_code=status.HTTP_201_CREATED, response_model=WebhookIssued
 )
-def issue_webhook(strategy_id: int, request: Request, user: Trader, ctx: Ctx) -> WebhookIssued:
+def issue_webhook(
+    strategy_id: int,
+    request: Request,
+    user: Trader,
+    ctx: Ctx,
+    body: Annotated[WebhookIssue | None, Body()] = None,
+) -> WebhookIssued:
     """Issue (or rotate) the strategy's webhook token. The token is in this reply only;
-    any previous token stops working."""
+    any previous token stops working (at once in the table, within the webhook's config
+    cache time in the published document). The optional body sets the passphrase, account
+    and sizing; fields left out keep the rotated webhook's values."""
     row = _get(ctx, strategy_id)
     token = generate_webhook_token()
+    digest = hash_webhook_token(token)
     now = datetime.now(UTC)
-    ctx.strategies.update(
-        row.id, webhook_token_sha256=hash_webhook_token(token), webhook_issued_at=now
+    published = _publish(
+        ctx, row, issue_change(row, digest, body), retry="no token was issued: retry"
     )
+    ctx.strategies.update(row.id, webhook_token_sha256=digest, webhook_issued_at=now)
     request.state.audit_action = (
         "strategy.webhook_rotate" if row.webhook_token_sha256 else ("strategy.webhook_issue")
     )
     request.state.audit_target = f"strategy:{strategy_id}"
-    return WebhookIssued(webhook_id=token, path=f"/webhooks/tradingview/{token}", issued_at=now)
+    return WebhookIssued(
+        webhook_id=token,
+        path=f"/webhooks/tradingview/{token}",
+        issued_at=now,
+        published=published,
+    )
 
 
 @router.delete("/{strategy_id}/webhook", status_code=status.HTTP_204_NO_CONTENT)
@@ -198,6 +264,7 @@ def revoke_webhook(strategy_id: int, request: Request, user: Trader, ctx: Ctx) -
     row = _get(ctx, strategy_id)
     if row.webhook_token_sha256 is None:
         raise Problem(404, "not-found", f"strategy config {strategy_id} has no webhook token")
+    _publish(ctx, row, remove_change, retry="the token was not revoked: retry")
     ctx.strategies.update(row.id, webhook_token_sha256=None, webhook_issued_at=None)
     request.state.audit_action = "strategy.webhook_revoke"
     request.state.audit_target = f"strategy:{strategy_id}"
