@@ -100,7 +100,7 @@ METRICS: dict[str, str] = {
     "win_rate": "#trades with pnl > 0 / #trades",
     "expectancy": "mean net pnl per trade, cash",
     "exposure_time": "#bars with a non-zero position / #bars",
-    "num_trades": "number of closed trades",
+    "num_trades": "number of trades (one still open at the end counts, marked at the last close)",
     "avg_trade": "mean trade return (pnl / entry notional)",
     "best_trade": "max trade return",
     "worst_trade": "min trade return",
