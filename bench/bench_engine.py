@@ -5,6 +5,13 @@ broker submit) percentiles, and end-to-end throughput of the consumer loop (rece
 process incl. fills/positions persistence, delete). SQLite in a temp dir, WAL mode.
 Targets (DESIGN §6 / issue 4): p99 < 2 ms, >= 5,000 intents/s.
 
+The loop is `ExecutionEngine.poll`, exactly what `run()` repeats: receive up to 10
+messages, handle them as one batch (group commit), delete the done ones, housekeeping
+(the periodic SQLite WAL checkpoint). An intent's latency is counted from the start of
+its batch's handling (right after the receive), so it includes parsing, risk checks and
+the NEW-order commit of the whole batch and the submits before its own; the clock stops
+when its broker submit returned. The throughput covers everything, checkpoints included.
+
 Run: .venv/bin/python bench/bench_engine.py [--n 5000]
 """
 
@@ -65,10 +72,11 @@ def main() -> None:
             send_intent(q, it)
         t0 = time.perf_counter()
         while len(q):
-            for m in q.receive(max_messages=10):
-                if eng.handle(m):
-                    q.delete(m)
+            eng.poll(q)  # the consumer loop's step: receive 10, handle as a batch, delete
         elapsed = time.perf_counter() - t0
+        assert eng.stats.processed == 200 + args.n, eng.stats
+        assert eng.stats.errors == 0, eng.stats
+        assert len(eng.repo.list_orders(limit=args.n + 200)) == args.n + 200
         lat = sorted(eng.stats.submit_latencies)
         p50 = statistics.median(lat) * 1e3
         p99 = lat[int(len(lat) * 0.99) - 1] * 1e3

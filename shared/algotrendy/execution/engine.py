@@ -17,14 +17,26 @@ For each OrderIntent taken from `orders.fifo`:
 
 Positions are rebuilt from the fills table on start (fills are the source of truth), so a
 crash between recording a fill and saving positions loses nothing.
+
+Group commit: the consumer loop takes up to 10 messages per receive and runs the steps
+above for all of them at once — one transaction for the batch's NEW/REJECTED orders
+(step 3: every order is durable before the broker sees any of them), the submits one by
+one in message order, one transaction for all their fills, positions and PnL (step 5),
+then the deletes (step 6). Risk checks still run one intent at a time in message order,
+each seeing the exposure reserved by the approved intents before it. A crash inside a
+batch leaves exactly the states a crash inside one intent can leave — NEW orders the broker
+may or may not have, undeleted messages — and start-up reconciliation plus the duplicate
+check resolve them the same way. `process(intent)` is a batch of one.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -44,12 +56,17 @@ from algotrendy.execution.brokers.retry import DEFAULT_RETRY, RetryPolicy, call_
 from algotrendy.execution.errors import BrokerError, SubmitTimeoutError
 from algotrendy.execution.lifecycle import can_transition
 from algotrendy.execution.ports import EventPublisher, PriceSource
-from algotrendy.execution.positions import PositionBook
+from algotrendy.execution.positions import Position, PositionBook
 from algotrendy.execution.risk import RiskManager, RiskSnapshot
 from algotrendy.messaging.base import Queue, QueueMessage
 from algotrendy.messaging.cancel import ORDER_CANCEL, CancelRequest
 from algotrendy.messaging.envelope import Envelope, EnvelopeError
-from algotrendy.storage.relational.repositories import DuplicateOrderError, SqlExecutionRepository
+from algotrendy.storage.relational.repositories import (
+    AuditEntry,
+    DuplicateOrderError,
+    PnlDelta,
+    SqlExecutionRepository,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +81,61 @@ class EngineStats:
     invalid: int = 0
     errors: int = 0
     submit_latencies: list[float] = field(default_factory=list)
+
+
+# A recorded broker update: the order, its known fill ids, its new fills, position event.
+_Done = tuple[Order, set[str], list[Fill], dict[str, Any] | None]
+
+
+@dataclass(slots=True)
+class _Item:
+    """One intent on its way through a batch (see `ExecutionEngine._process_batch`)."""
+
+    intent: OrderIntent
+    client_order_id: str
+    order: Order | None = None  # the order this batch created; None for a redelivery
+    approved: bool = False
+    remote: BrokerOrder | None = None  # the broker's answer to the submit
+    result: Order | None = None
+    error: Exception | None = None  # set: the message must be kept for redelivery
+
+
+@contextmanager
+def _kept_on(*items: _Item) -> Iterator[None]:
+    """An exception inside is kept on the items — their messages stay for redelivery,
+    `_flush` logs it, `process` raises it — instead of failing the intents batched with
+    them (without batching it would have failed only their own `process` call)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - kept on the items: logged by _flush, raised by process
+        for item in items:
+            item.error = exc
+
+
+class _Exposure:
+    """Working orders per account (count) and per account and symbol (unfilled buy and
+    sell quantity), built once per batch under the engine lock and grown by each approval
+    of the batch, so every risk check sees the reservations made before it. Also caches
+    each account's unrealised PnL for the batch (positions only move under the lock)."""
+
+    __slots__ = ("open_orders", "unrealized", "working")
+
+    def __init__(self, orders: Iterable[Order]) -> None:
+        self.open_orders: dict[str, int] = {}
+        self.working: dict[tuple[str, str], tuple[float, float]] = {}
+        self.unrealized: dict[str, float] = {}
+        for order in orders:
+            self.reserve(order)
+
+    def reserve(self, order: Order) -> None:
+        self.open_orders[order.account] = self.open_orders.get(order.account, 0) + 1
+        key = (order.account, order.symbol)
+        buys, sells = self.working.get(key, (0.0, 0.0))
+        if order.side is Side.BUY:
+            buys += order.remaining
+        else:
+            sells += order.remaining
+        self.working[key] = (buys, sells)
 
 
 class ExecutionEngine:
@@ -180,35 +252,67 @@ class ExecutionEngine:
         """Consume until `stop()` (or `max_batches` polls); each message deleted when durable."""
         batches = 0
         while not self._stop.is_set():
-            for message in queue.receive(max_messages=10, wait_seconds=wait_seconds):
-                if self.handle(message):
-                    queue.delete(message)
+            self.poll(queue, wait_seconds=wait_seconds)
             batches += 1
             if max_batches is not None and batches >= max_batches:
                 return
+
+    def poll(self, queue: Queue, *, wait_seconds: float = 0.0) -> int:
+        """One receive (up to 10 messages) handled as a batch; a message is deleted only
+        after the batch's transactions that record its effect have committed. Returns the
+        number of messages received."""
+        messages = queue.receive(max_messages=10, wait_seconds=wait_seconds)
+        if messages:
+            for message, done in zip(messages, self.handle_batch(messages), strict=True):
+                if done:
+                    queue.delete(message)
+            self.repo.maintain()  # housekeeping between batches, off every intent's path
+        return len(messages)
 
     def stop(self) -> None:
         self._stop.set()
 
     def handle(self, message: QueueMessage) -> bool:
         """Process one queue message; True when it may be deleted."""
-        try:
-            envelope = Envelope.parse(message.body)
-            if envelope.type == ORDER_CANCEL:
-                return self._handle_cancel(envelope, message)
-            intent = envelope.intent()
-        except EnvelopeError as exc:
-            # Never processable: leave it for the DLQ (maxReceiveCount) and say why.
-            self.stats.invalid += 1
-            self._alert("invalid_message", f"message {message.message_id}: {exc}")
-            return False
-        try:
-            self.process(intent)
-        except Exception:
-            self.stats.errors += 1
-            log.exception("intent %s failed; message kept for redelivery", intent.intent_id)
-            return False
-        return True
+        return self.handle_batch([message])[0]
+
+    def handle_batch(self, messages: Sequence[QueueMessage]) -> list[bool]:
+        """Process received messages in order; per message, True when it may be deleted.
+
+        Consecutive intents are processed as one batch (group commit); a cancel request
+        first completes the intents before it, so a group's messages keep their order."""
+        t0 = time.perf_counter()  # intent -> submitted latency counts from here
+        done = [False] * len(messages)
+        pending: list[tuple[int, OrderIntent]] = []
+        for i, message in enumerate(messages):
+            try:
+                envelope = Envelope.parse(message.body)
+                if envelope.type == ORDER_CANCEL:
+                    self._flush(pending, done, t0)
+                    done[i] = self._handle_cancel(envelope, message)
+                    continue
+                intent = envelope.intent()
+            except EnvelopeError as exc:
+                # Never processable: leave it for the DLQ (maxReceiveCount) and say why.
+                self.stats.invalid += 1
+                self._alert("invalid_message", f"message {message.message_id}: {exc}")
+                continue
+            pending.append((i, intent))
+        self._flush(pending, done, t0)
+        return done
+
+    def _flush(self, pending: list[tuple[int, OrderIntent]], done: list[bool], t0: float) -> None:
+        if not pending:
+            return
+        items = self._process_batch([intent for _, intent in pending], t0)
+        for (i, _), item in zip(pending, items, strict=True):
+            if item.error is None:
+                done[i] = True
+            else:
+                self.stats.errors += 1
+                log.error("intent %s failed; message kept for redelivery",
+                          item.intent.intent_id, exc_info=item.error)  # fmt: skip
+        pending.clear()
 
     def _handle_cancel(self, envelope: Envelope, message: QueueMessage) -> bool:
         """An `order.cancel` request; cancelling a finished or unknown order is a no-op
@@ -233,52 +337,168 @@ class ExecutionEngine:
                         {"status": order.status.value if order else None})  # fmt: skip
         return True
 
-    # -- one intent ----------------------------------------------------------------------
+    # -- intents -------------------------------------------------------------------------
     def process(self, intent: OrderIntent) -> Order:
-        t0 = time.perf_counter()
-        # The insert of the order is the duplicate check (unique client order id): one
-        # round trip for new intents, and a redelivery can never slip past it.
-        order = Order.from_intent(intent, broker=self.broker.name)
+        """One intent, end to end (API, replace, tests): a batch of one."""
+        [item] = self._process_batch([intent], time.perf_counter())
+        if item.error is not None:
+            raise item.error
+        if item.result is None:  # pragma: no cover - every path sets one of the two
+            raise RuntimeError(f"intent {intent.intent_id} left unresolved")
+        return item.result
+
+    def _process_batch(self, intents: Sequence[OrderIntent], t0: float) -> list[_Item]:
+        """The steps of the module docstring for several intents, in message order:
+        risk + persist (one transaction), submit each, record every execution (one
+        transaction), then resolve redeliveries. Per-intent failures are set on the item
+        (its message is kept); they never undo what other intents made durable."""
+        items = [_Item(intent, intent.client_order_id) for intent in intents]
+        with _kept_on(*items):  # an item that failed here has no order: it is skipped below
+            self._create_orders(items)
+        for item in items:
+            order = item.order
+            if order is not None and not item.approved:
+                self.stats.rejected += 1
+                item.result = order
+                with _kept_on(item):
+                    self._alert("order_rejected", f"{item.intent.symbol} "
+                                f"{item.intent.side.value} {item.intent.quantity:g}: "
+                                f"{order.reason}", order)  # fmt: skip
+                    self._publish_order(order)
+        for item in items:
+            if item.approved:
+                self._submit(item, t0)
+        submitted = [item for item in items if item.remote is not None]
+        if submitted:
+            try:
+                done = self._record_broker_orders(
+                    [(item.order, item.remote) for item in submitted]  # type: ignore[misc]
+                )
+            except Exception:
+                # Isolate the failure: each order in its own transaction, as without batching.
+                log.warning("group commit of %d executions failed; recording one by one",
+                            len(submitted), exc_info=True)  # fmt: skip
+                for item in submitted:
+                    with _kept_on(item):
+                        self._apply_broker_order(item.order, item.remote)  # type: ignore[arg-type]
+                        item.result = item.order
+            else:
+                for item in submitted:
+                    item.result = item.order
+                with _kept_on(*submitted):  # recorded, not announced: redelivery is harmless
+                    self._announce(done)
+        for item in items:
+            if item.order is None and item.error is None:
+                with _kept_on(item):
+                    item.result = self._redelivered(item.intent)
+        return items
+
+    def _create_orders(self, items: list[_Item]) -> None:
+        """Risk-check each new intent in order and persist all their orders (NEW, or
+        REJECTED with the reason and an audit row) in one transaction.
+
+        The unique client order id stays the duplicate check, optimistically: the insert
+        is tried without a look-up (ids repeated inside the batch are caught in memory);
+        only when it hits the unique index are the stored ids read and the batch redone
+        without them — its risk checks too, since a redelivery must reserve nothing. A
+        second collision means another writer raced us: one intent at a time, and a lone
+        intent that still collides is a redelivery."""
+        now = datetime.now(UTC)
         with self._lock:
-            decision = self.risk.check(intent, self._snapshot(intent))
-            if not decision.approved:
+            try:
+                self._check_and_insert(items, set(), now)
+                return
+            except DuplicateOrderError:
+                stored = self.repo.existing_order_ids(item.client_order_id for item in items)
+            try:
+                self._check_and_insert(items, stored, now)
+            except DuplicateOrderError:
+                if len(items) == 1:
+                    return  # `order` stays None: resolved as a redelivery
+                for item in items:
+                    with _kept_on(item):
+                        self._create_orders([item])
+
+    def _check_and_insert(self, items: list[_Item], stored: set[str], now: datetime) -> None:
+        """One attempt of `_create_orders` (the caller holds the lock). Reservations reach
+        `_open` only after the commit, and a failed attempt clears every item's order, so
+        nothing unpersisted can ever be submitted."""
+        seen = set(stored)
+        exposure = _Exposure(self._open.values())
+        reserved: list[Order] = []  # approved in this batch: exposure for later checks
+        created: list[Order] = []
+        audits: list[AuditEntry] = []
+        for item in items:
+            item.order, item.approved = None, False
+            if item.client_order_id in seen:
+                continue
+            seen.add(item.client_order_id)
+            order = self._new_order(item, now)
+            decision = self.risk.check(item.intent, self._snapshot(item.intent, exposure, now))
+            if decision.approved:
+                item.approved = True
+                reserved.append(order)
+                exposure.reserve(order)
+            else:
                 order.status = OrderStatus.REJECTED
                 order.reason = f"risk: {decision.reason}"
-            try:
-                self.repo.create_order(order)
-            except DuplicateOrderError:
-                return self._redelivered(intent)
-            if decision.approved:
-                self._fill_ids[order.client_order_id] = set()
-                self._open[order.client_order_id] = order
-        self.stats.processed += 1
-        if not decision.approved:
-            self.stats.rejected += 1
-            self.repo.audit("engine", "order.rejected", order.client_order_id,
-                            {"reason": order.reason, "intent": intent.intent_id})  # fmt: skip
-            self._alert("order_rejected", f"{intent.symbol} {intent.side.value} "
-                        f"{intent.quantity:g}: {order.reason}", order)  # fmt: skip
-            self._publish_order(order)
-            return order
-
+                detail = {"reason": order.reason, "intent": item.intent.intent_id}
+                audits.append(("engine", "order.rejected", order.client_order_id, detail))
+            item.order = order
+            created.append(order)
         try:
-            remote = call_with_retry(lambda: self.broker.submit(intent), self.retry,
-                                     sleep=self._sleep)  # fmt: skip
+            self.repo.create_orders(created, audits)
+        except BaseException:
+            for item in items:
+                item.order, item.approved = None, False
+            raise
+        for order in reserved:
+            self._fill_ids[order.client_order_id] = set()
+            self._open[order.client_order_id] = order
+        self.stats.processed += len(created)
+
+    def _new_order(self, item: _Item, now: datetime) -> Order:
+        """`Order.from_intent` with the batch's clock and the id already derived
+        (validating construction measured faster than `model_construct` here)."""
+        intent = item.intent
+        return Order(
+            client_order_id=item.client_order_id, intent_id=intent.intent_id,
+            account=intent.account, strategy=intent.strategy, broker=self.broker.name,
+            symbol=intent.symbol, side=intent.side, order_type=intent.order_type,
+            time_in_force=intent.time_in_force, quantity=intent.quantity,
+            limit_price=intent.limit_price, stop_price=intent.stop_price,
+            trail_percent=intent.trail_percent, source=intent.source, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+
+    def _submit(self, item: _Item, t0: float) -> None:
+        """Step 4 for one persisted order; sets `item.remote` when the broker accepted it."""
+        order = item.order
+        assert order is not None
+        try:
+            remote = call_with_retry(functools.partial(self.broker.submit, item.intent),
+                                     self.retry, sleep=self._sleep)  # fmt: skip
         except SubmitTimeoutError as exc:
-            self._resolve_timeout(order, exc)
-            return order
+            with _kept_on(item):
+                self._resolve_timeout(order, exc)
+                item.result = order
+            return
         except BrokerError as exc:
-            order.status = OrderStatus.REJECTED
-            kind = "retries exhausted" if exc.retryable else "refused"
-            order.reason = f"broker {kind}: {exc}"
-            self._persist(order)
-            self.stats.rejected += 1
-            self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
-            return order
+            with _kept_on(item):
+                order.status = OrderStatus.REJECTED
+                kind = "retries exhausted" if exc.retryable else "refused"
+                order.reason = f"broker {kind}: {exc}"
+                self._persist(order)
+                self.stats.rejected += 1
+                self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
+                item.result = order
+            return
+        except Exception as exc:  # noqa: BLE001 - kept on the item (logged by _flush, raised by process); the order stays NEW for reconciliation
+            item.error = exc
+            return
         if self._record_latency:
             self.stats.submit_latencies.append(time.perf_counter() - t0)
-        self._apply_broker_order(order, remote)
-        return order
+        item.remote = remote
 
     def _redelivered(self, intent: OrderIntent) -> Order:
         """The intent's order exists: never submit again; resolve it if in doubt."""
@@ -380,105 +600,143 @@ class ExecutionEngine:
         return cancelled
 
     # -- internals -----------------------------------------------------------------------
-    def _snapshot(self, intent: OrderIntent) -> RiskSnapshot:
-        buys = sells = 0.0
-        for o in self._open.values():
-            if o.account == intent.account and o.symbol == intent.symbol:
-                if o.side is Side.BUY:
-                    buys += o.remaining
-                else:
-                    sells += o.remaining
-        price = self.prices.last_price(intent.symbol)
-        unrealized = 0.0
-        for p in self.book.positions(intent.account):
-            mark = self.prices.last_price(p.symbol)
-            if mark is not None:
-                unrealized += p.unrealized_pnl(mark)
-        today = datetime.now(UTC).date()
+    def _snapshot(self, intent: OrderIntent, exposure: _Exposure, now: datetime) -> RiskSnapshot:
+        """What the risk manager sees for `intent`: working orders (incl. those approved
+        earlier in the same batch), the account position, today's realised + unrealised PnL."""
+        account = intent.account
+        unrealized = exposure.unrealized.get(account)
+        if unrealized is None:  # once per account and batch: positions cannot move meanwhile
+            unrealized = 0.0
+            for p in self.book.positions(account):
+                mark = self.prices.last_price(p.symbol)
+                if mark is not None:
+                    unrealized += p.unrealized_pnl(mark)
+            exposure.unrealized[account] = unrealized
+        buys, sells = exposure.working.get((account, intent.symbol), (0.0, 0.0))
         return RiskSnapshot(
-            position=self.book.account_quantity(intent.account, intent.symbol),
+            position=self.book.account_quantity(account, intent.symbol),
             open_buy_quantity=buys,
             open_sell_quantity=sells,
-            open_orders=sum(1 for o in self._open.values() if o.account == intent.account),
-            price=price,
-            daily_pnl=self._daily_pnl(intent.account, today) + unrealized,
+            open_orders=exposure.open_orders.get(account, 0),
+            price=self.prices.last_price(intent.symbol),
+            daily_pnl=self._daily_pnl(account, now.date()) + unrealized,
             kill_switch=self.kill_switch,
         )
 
     def _apply_broker_order(self, order: Order, remote: BrokerOrder) -> None:
         """Fold the broker's view of an order into ours, in one database transaction."""
+        self._announce(self._record_broker_orders([(order, remote)]))
+
+    def _record_broker_orders(self, updates: Sequence[tuple[Order, BrokerOrder]]) -> list[_Done]:
+        """Fold the broker's view of several orders into ours, in one database transaction
+        (order rows, new fills, positions, daily PnL), then into memory. On failure the
+        in-memory orders and positions are put back as they were, so memory never runs
+        ahead of the database. Returns what `_announce` publishes."""
         with self._lock:
-            order.broker_order_id = remote.broker_order_id or order.broker_order_id
-            known = self._fill_ids.get(order.client_order_id)
-            if known is None:  # first look at this order in this process: ask the database
-                known = self.repo.known_fill_ids(
-                    self.broker.name, [f.fill_id for f in remote.fills]
-                )
-                self._fill_ids[order.client_order_id] = known
-            new_fills = [
-                Fill(
-                    broker=self.broker.name,
-                    broker_fill_id=bf.fill_id,
-                    client_order_id=order.client_order_id,
-                    account=order.account,
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    side=order.side,
-                    quantity=bf.quantity,
-                    price=bf.price,
-                    fee=bf.fee,
-                    fee_currency=bf.fee_currency,
-                    time=bf.time,
-                )
-                for bf in remote.fills
-                if bf.fill_id not in known
-            ]
-            order.filled_quantity = remote.filled_quantity
-            order.avg_fill_price = remote.avg_fill_price
-            order.fees = sum(f.fee for f in remote.fills)
-            target = remote.status
-            if order.status is OrderStatus.NEW and target in (
-                OrderStatus.PARTIALLY_FILLED,
-                OrderStatus.FILLED,
-            ):
-                order.status = OrderStatus.SUBMITTED  # NEW -> SUBMITTED -> filled
-            if target != order.status and can_transition(order.status, target):
-                order.status = target
-            if remote.reason:
-                order.reason = remote.reason
-            strategy = order.strategy or ""
-            pos = self.book.get(order.account, strategy, order.symbol) if new_fills else None
-            before = (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees) if pos else None
-            realized = fees = 0.0
-            for f in new_fills:
-                realized += self.book.apply_fill(
-                    account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
-                    quantity=f.quantity, price=f.price, fee=f.fee,
-                )  # fmt: skip
-                fees += f.fee
-            day = new_fills[-1].time.date() if new_fills else None
+            saved_orders: list[tuple[Order, tuple[Any, ...]]] = []
+            saved_positions: dict[tuple[str, str, str], tuple[Position, tuple[float, ...]]] = {}
+            fills: list[Fill] = []
+            positions: list[Position] = []
+            pnl: list[PnlDelta] = []
+            done: list[_Done] = []
             try:
-                self.repo.record_execution(
-                    order, new_fills, pos,
-                    (order.account, strategy, day, realized, fees) if day else None,
-                )  # fmt: skip
-            except Exception:
-                if pos is not None and before is not None:  # keep the book equal to the db
-                    pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees = before
+                for order, remote in updates:
+                    saved_orders.append((order, (order.broker_order_id, order.filled_quantity,
+                                                 order.avg_fill_price, order.fees, order.status,
+                                                 order.reason)))  # fmt: skip
+                    known, new_fills = self._fold_order(order, remote)
+                    event = None
+                    if new_fills:
+                        strategy = order.strategy or ""
+                        key = (order.account, strategy, order.symbol)
+                        pos = self.book.get(*key)
+                        if key not in saved_positions:
+                            state = (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees)
+                            saved_positions[key] = (pos, state)
+                        realized = fees = 0.0
+                        for f in new_fills:
+                            realized += pos.apply_fill(f.side, f.quantity, f.price, f.fee)
+                            fees += f.fee
+                        day = new_fills[-1].time.date()
+                        positions.append(pos)
+                        pnl.append((order.account, strategy, day, realized, fees))
+                        fills.extend(new_fills)
+                        event = {
+                            "account": pos.account, "strategy": pos.strategy, "symbol": pos.symbol,
+                            "quantity": pos.quantity, "avg_price": pos.avg_price,
+                            "realized_pnl": pos.realized_pnl, "fees": pos.fees,
+                        }  # fmt: skip
+                    done.append((order, known, new_fills, event))
+                for account, _, day, _, _ in pnl:
+                    self._daily_pnl(account, day)  # cache the day's total *before* this commit
+                self.repo.record_executions([o for o, _, _, _ in done], fills, positions, pnl)
+            except Exception:  # a bad broker fill, a failed read or the commit itself
+                for pos, (q, avg, rpnl, pfees) in saved_positions.values():
+                    pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees = q, avg, rpnl, pfees
+                for order, before in saved_orders:
+                    (order.broker_order_id, order.filled_quantity, order.avg_fill_price,
+                     order.fees, order.status, order.reason) = before  # fmt: skip
                 raise
-            known.update(f.broker_fill_id for f in new_fills)
-            if order.status in TERMINAL_STATUSES:
-                self._fill_ids.pop(order.client_order_id, None)
-            if day is not None:
-                key = (order.account, day)
-                self._daily[key] = self._daily_pnl(order.account, day) + realized - fees
-            self._after_persist(order)
-            if pos is not None:
-                self.publisher.publish("positions", {
-                    "account": pos.account, "strategy": pos.strategy, "symbol": pos.symbol,
-                    "quantity": pos.quantity, "avg_price": pos.avg_price,
-                    "realized_pnl": pos.realized_pnl, "fees": pos.fees,
-                })  # fmt: skip
+            for account, _, day, realized, fees in pnl:
+                self._daily[(account, day)] += realized - fees
+            for order, known, new_fills, _ in done:
+                known.update(f.broker_fill_id for f in new_fills)
+                if order.status in TERMINAL_STATUSES:
+                    self._fill_ids.pop(order.client_order_id, None)
+                    self._open.pop(order.client_order_id, None)
+                else:
+                    self._open[order.client_order_id] = order
+            return done
+
+    def _fold_order(self, order: Order, remote: BrokerOrder) -> tuple[set[str], list[Fill]]:
+        """Copy the broker's state of one order onto ours (through the lifecycle's allowed
+        transitions); returns the fill ids already recorded and the fills that are new."""
+        broker = self.broker.name
+        coid = order.client_order_id
+        known = self._fill_ids.get(coid)
+        if known is None:  # first look at this order in this process: ask the database
+            known = self.repo.known_fill_ids(broker, [f.fill_id for f in remote.fills])
+            self._fill_ids[coid] = known
+        new_fills = [
+            Fill(
+                broker=broker,
+                broker_fill_id=bf.fill_id,
+                client_order_id=coid,
+                account=order.account,
+                strategy=order.strategy,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=bf.quantity,
+                price=bf.price,
+                fee=bf.fee,
+                fee_currency=bf.fee_currency,
+                time=bf.time,
+            )
+            for bf in remote.fills
+            if bf.fill_id not in known
+        ]
+        order.broker_order_id = remote.broker_order_id or order.broker_order_id
+        order.filled_quantity = remote.filled_quantity
+        order.avg_fill_price = remote.avg_fill_price
+        order.fees = sum(f.fee for f in remote.fills)
+        target = remote.status
+        if order.status is OrderStatus.NEW and target in (
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+        ):
+            order.status = OrderStatus.SUBMITTED  # NEW -> SUBMITTED -> filled
+        if target != order.status and can_transition(order.status, target):
+            order.status = target
+        if remote.reason:
+            order.reason = remote.reason
+        return known, new_fills
+
+    def _announce(self, done: Sequence[_Done]) -> None:
+        """Events for recorded executions, per order: the order, its position, its fills."""
+        for order, _, new_fills, event in done:
+            self._publish_order(order)
+            if event is not None:
+                self.publisher.publish("positions", event)
                 for f in new_fills:
                     self.publisher.publish("fills", f.model_dump(mode="json"))
 

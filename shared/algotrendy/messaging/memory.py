@@ -6,6 +6,11 @@ FIFO de-duplication window, and a dead-letter queue after `max_receive_count` re
 One receive may return several messages of a group (in order), as SQS does; while any of
 them is in flight, the group yields nothing more. Thread-safe; `receive` long-polls on a
 condition variable.
+
+`_entries` is a dict filled in `seq` order and never re-inserted into, so iterating it is
+FIFO order without sorting; in-flight entries are also indexed apart (`_inflight`), so a
+receive costs O(in flight + messages scanned), not O(queue depth) — the engine polls it
+hundreds of times a second.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class InMemoryQueue:
         self.max_receive_count = max_receive_count
         self.dead_letter = dead_letter
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, _Entry] = {}  # insertion order == seq order
+        self._inflight: dict[str, _Entry] = {}  # received, not deleted (maybe timed out)
         self._dedup: dict[str, tuple[float, str]] = {}
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -104,11 +110,17 @@ class InMemoryQueue:
     def _take(self, max_messages: int, visibility_timeout: float | None) -> list[QueueMessage]:
         now = self._clock()
         timeout = self.visibility_timeout if visibility_timeout is None else visibility_timeout
-        busy_groups = {
-            e.group_id for e in self._entries.values() if self.fifo and e.visible_at > now
-        }
+        busy_groups: set[str | None] = set()
+        for key, e in list(self._inflight.items()):
+            if e.visible_at > now:
+                busy_groups.add(e.group_id)
+            else:
+                del self._inflight[key]  # visibility timed out: an ordinary entry again
+        if not self.fifo:
+            busy_groups.clear()
         out: list[QueueMessage] = []
-        for entry in sorted(self._entries.values(), key=lambda e: e.seq):
+        dead: list[_Entry] = []
+        for entry in self._entries.values():  # seq order (see the module docstring)
             if len(out) >= max_messages:
                 break
             if entry.visible_at > now:
@@ -116,11 +128,12 @@ class InMemoryQueue:
             if self.fifo and entry.group_id in busy_groups:
                 continue
             if self.max_receive_count is not None and entry.receive_count >= self.max_receive_count:
-                self._to_dead_letter(entry)
+                dead.append(entry)
                 continue
             entry.receive_count += 1
             entry.visible_at = now + timeout
             entry.receipt = f"{entry.message_id}:{entry.receive_count}"
+            self._inflight[entry.message_id] = entry
             out.append(
                 QueueMessage(
                     body=entry.body,
@@ -131,10 +144,13 @@ class InMemoryQueue:
                     attributes=entry.attributes,
                 )
             )
+        for entry in dead:  # after the loop: the dict cannot change while iterated
+            self._to_dead_letter(entry)
         return out
 
     def _to_dead_letter(self, entry: _Entry) -> None:
         del self._entries[entry.message_id]
+        self._inflight.pop(entry.message_id, None)
         if self.dead_letter is not None:
             self.dead_letter.send(
                 entry.body,
@@ -153,6 +169,7 @@ class InMemoryQueue:
         with self._cond:
             if self._entry_for(message) is not None:
                 del self._entries[message.message_id]
+                self._inflight.pop(message.message_id, None)
                 self._cond.notify_all()
 
     def release(self, message: QueueMessage, *, delay_seconds: float = 0.0) -> None:
