@@ -58,9 +58,19 @@ template-lint: $(SAM_STAMP)
 	$(OFFLINE_AWS) $(SAM_BIN)/cfn-lint template.yaml
 
 ## Amazon States Language: schema, state references, JSONPath, Resource ARNs.
-asl-check: $(ASL_STAMP)
+## asl-validator comes from the npm registry. Without npm on the machine the step is
+## skipped with a notice, so `make test` needs only Python, pip and make; in CI (CI=true,
+## where .ci/run installs npm) a missing npm is an error.
+asl-check:
 	@test -n "$(ASL_FILES)" || { echo "no statemachines/*.asl.json"; exit 1; }
-	$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f))
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(ASL_STAMP) && \
+		$(ASL_VALIDATOR) $(foreach f,$(ASL_FILES),--json-path $(f)); \
+	elif [ "$$CI" = "true" ]; then \
+		echo "asl-check: npm not found (CI must validate the state machines)"; exit 1; \
+	else \
+		echo "asl-check: SKIPPED, npm not found (install Node.js/npm to validate the ASL)"; \
+	fi
 
 ## Build every zip function and layer (layers: layers/pip-layer.mk installs wheels for the
 ## Lambda platform, CPython 3.11 on Amazon Linux 2), then check the build's layout.
