@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(RUN_STAMP)
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[data,server]'
+	$(BIN)/python -m pip install --quiet -e '.[data,server,aws]'
 	rm -f $(VENV)/.installed-run-*
 	touch $@
 
