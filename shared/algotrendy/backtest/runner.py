@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.events import overrides_on_bar, run_events
 from algotrendy.backtest.fills import sizing_code
-from algotrendy.backtest.metrics import compute_metrics, drawdown
+from algotrendy.backtest.metrics import compute_metrics
 from algotrendy.backtest.result import BacktestResult
 from algotrendy.data.loaders import load_ohlcv, validate_ohlcv
 from algotrendy.domain.bars import OHLCV_COLUMNS, Bars
@@ -34,6 +34,15 @@ Engine = Literal["auto", "vectorized", "event"]
 ENGINES = ("auto", "vectorized", "event")
 
 _SIDES = np.array(["short", "long"], dtype=object)
+# pandas' default `str` dtype. Under pyarrow storage the `side` column is built by an
+# arrow `take` from the two names (~0.3 ms for 55k trades) instead of pandas converting
+# a Python object array string by string (2-5 ms); the column is equal either way.
+_STR_DTYPE = pd.Series(_SIDES).dtype
+_ARROW_SIDES = None
+if getattr(_STR_DTYPE, "storage", None) == "pyarrow":
+    import pyarrow as pa
+
+    _ARROW_SIDES = pa.array(pd.Series(_SIDES).array)  # pandas' own arrow type
 # Columns of the engines' trade matrix (see vectorized.KERNEL_TRADE_FIELDS).
 _ENTRY_BAR, _EXIT_BAR, _SIZE, _ENTRY_PX, _EXIT_PX, _PNL, _FEES = range(7)
 
@@ -90,9 +99,9 @@ def run_backtest(
         cash=config.cash,
         risk_free=config.risk_free,
         periods_per_year=config.periods_per_year,
+        drawdown_out=block[2],
     )
     index = frame.index
-    block[2] = drawdown(equity)
     equity_frame = pd.DataFrame(
         block.T, index=index, columns=["equity", "position", "drawdown"], copy=False
     )
@@ -239,7 +248,7 @@ def _trade_frame(trades: FloatArray, returns: FloatArray, index: pd.Index) -> pd
         {
             "entry_time": index[entry],
             "exit_time": index[exit_],
-            "side": _SIDES[(signed > 0).astype(np.intp)],
+            "side": _sides(signed > 0),
             "size": np.abs(signed),
             "entry_price": trades[:, _ENTRY_PX],
             "exit_price": trades[:, _EXIT_PX],
@@ -250,3 +259,11 @@ def _trade_frame(trades: FloatArray, returns: FloatArray, index: pd.Index) -> pd
             "exit_bar": exit_,
         }
     )
+
+
+def _sides(long: npt.NDArray[np.bool_]) -> Any:
+    """The trades' "long"/"short" names as a column of pandas' default string dtype."""
+    which = long.astype(np.intp)
+    if _ARROW_SIDES is None or which.shape[0] == 0:  # no trades: pandas makes it object
+        return _SIDES[which]
+    return pd.array(_ARROW_SIDES.take(which), dtype=_STR_DTYPE)

@@ -9,6 +9,7 @@ from typing import Self
 import numpy as np
 from pydantic import Field, model_validator
 
+from algotrendy.compiled import HAVE_NUMBA, njit
 from algotrendy.domain.bars import Bars
 from algotrendy.indicators import bollinger_bands, macd, rsi, sma
 from algotrendy.strategies.base import FloatArray, Strategy, StrategyParams, crossover
@@ -20,6 +21,52 @@ def _directional(up: np.ndarray, down: np.ndarray, allow_short: bool) -> FloatAr
     out = np.full(up.shape[0], np.nan)
     out[down] = -1.0 if allow_short else 0.0
     out[up] = 1.0
+    return out
+
+
+def _cross_directional_py(a: FloatArray, b: FloatArray, down: float, out: FloatArray) -> None:
+    """`_directional(crossover(a, b), crossover(b, a), ...)` in one pass: +1 where `a`
+    crosses above `b`, `down` where it crosses below, NaN elsewhere (same strict
+    comparisons, so NaN and touches never signal). `out` may be `a` or `b` itself:
+    each bar is read before its cell is written and the previous bar is kept aside."""
+    n = a.shape[0]
+    if n == 0:
+        return
+    a0 = a[0]
+    b0 = b[0]
+    out[0] = np.nan
+    for i in range(1, n):
+        a1 = a[i]
+        b1 = b[i]
+        if a0 < b0 and a1 > b1:
+            out[i] = 1.0
+        elif b0 < a0 and b1 > a1:
+            out[i] = down
+        else:
+            out[i] = np.nan
+        a0 = a1
+        b0 = b1
+
+
+_cross_directional_kernel = njit(_cross_directional_py, nogil=True)
+
+
+def _cross_directional(
+    a: FloatArray, b: FloatArray, allow_short: bool, *, reuse_a: bool = False
+) -> FloatArray:
+    """Signals of a line crossing another: long on the cross up, short (or flat) on the
+    cross down. Compiled, one pass without the three temporaries of the numpy form
+    (~3x faster on 1M bars); without numba the numpy form, which gives the same array.
+
+    `reuse_a=True` writes the signals over `a` (an indicator array the caller owns and
+    no longer needs), saving a fresh 8 MB array per 1M bars: fresh memory is
+    page-faulted and zeroed by the kernel, which costs about as much as the pass itself.
+    """
+    if not HAVE_NUMBA:
+        return _directional(crossover(a, b), crossover(b, a), allow_short)
+    fresh = not (reuse_a and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable)
+    out = np.empty(a.shape[0]) if fresh else a
+    _cross_directional_kernel(a, b, -1.0 if allow_short else 0.0, out)
     return out
 
 
@@ -48,7 +95,7 @@ class SmaCross(Strategy[SmaCrossParams]):
 
     def signals(self, bars: Bars, params: SmaCrossParams) -> FloatArray:
         f, s = sma(bars.close, params.fast), sma(bars.close, params.slow)
-        return _directional(crossover(f, s), crossover(s, f), params.allow_short)
+        return _cross_directional(f, s, params.allow_short, reuse_a=True)
 
     def warmup(self, params: SmaCrossParams) -> int:
         return params.slow + 1
@@ -148,7 +195,7 @@ class MacdCross(Strategy[MacdCrossParams]):
 
     def signals(self, bars: Bars, params: MacdCrossParams) -> FloatArray:
         line, sig, _ = macd(bars.close, params.fast, params.slow, params.signal)
-        return _directional(crossover(line, sig), crossover(sig, line), params.allow_short)
+        return _cross_directional(line, sig, params.allow_short)
 
     def warmup(self, params: MacdCrossParams) -> int:
         return params.slow + params.signal
