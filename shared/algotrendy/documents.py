@@ -8,15 +8,53 @@ Light on purpose: the webhook Lambda imports it at cold start.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
 from algotrendy.config import ConfigurationError
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_document(
+    text: str, model: type[M], *, source: str, what: str, items: str, label: str
+) -> M:
+    """Validate a JSON config document into `model`. Every refusal is one
+    `ConfigurationError` naming the source, the field path and, for an entry of the list
+    `items`, that entry's `label` (its id or name), so an operator finds the bad entry."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{source}: {what} are not JSON ({exc.msg} at line {exc.lineno})"
+        ) from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc) or "document"
+        if len(loc) >= 2 and loc[0] == items and isinstance(loc[1], int):
+            entry = _entry_label(raw, items, loc[1], label)
+            if entry:
+                where = f"{where} ({entry})"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"{source}: {where}: {msg}") from None
+
+
+def _entry_label(raw: Any, items: str, index: int, label: str) -> str | None:
+    try:
+        value = raw[items][index][label]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 class CachedDocument(Generic[T]):

@@ -15,7 +15,6 @@ trading half of an operator's configs silently is worse than trading none and sa
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,14 +25,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from algotrendy.config import ConfigurationError
-from algotrendy.documents import CachedDocument, file_reader, ssm_reader
+from algotrendy.documents import CachedDocument, file_reader, parse_document, ssm_reader
 from algotrendy.errors import AlgoTrendyError
 
 # Config ids end up inside intent ids (`sig:<id>:<digest>`, pattern [A-Za-z0-9_.:-], at most
@@ -185,33 +182,11 @@ class StrategyConfigDocument(BaseModel):
 def load_strategy_configs(text: str, *, source: str) -> list[StrategyConfig]:
     """Parse a config document; the error names the source, the config (index and id)
     and the field."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: strategy configs are not JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
-    try:
-        doc = StrategyConfigDocument.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc) or "document"
-        if len(loc) >= 2 and loc[0] == "strategies" and isinstance(loc[1], int):
-            config_id = _id_at(raw, loc[1])
-            if config_id:
-                where = f"{where} ({config_id})"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(f"{source}: {where}: {msg}") from None
+    doc = parse_document(
+        text, StrategyConfigDocument, source=source, what="strategy configs",
+        items="strategies", label="id",
+    )  # fmt: skip
     return sorted(doc.strategies, key=lambda c: c.id)
-
-
-def _id_at(raw: Any, index: int) -> str | None:
-    try:
-        value = raw["strategies"][index]["id"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return value if isinstance(value, str) else None
 
 
 class _ConfigIndex:

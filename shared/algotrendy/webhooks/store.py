@@ -36,8 +36,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from algotrendy.config import ConfigurationError
-from algotrendy.documents import CachedDocument, file_reader, ssm_reader
+from algotrendy.documents import CachedDocument, file_reader, parse_document, ssm_reader
 from algotrendy.webhooks.auth import hash_webhook_token
 from algotrendy.webhooks.config import WebhookConfig
 
@@ -73,32 +72,11 @@ class WebhookConfigDocument(BaseModel):
 
 def load_webhook_configs(text: str, *, source: str) -> dict[str, WebhookConfig]:
     """Parse a config document; the error names the source, webhook index/name and field."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: webhook configs are not JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
-    try:
-        doc = WebhookConfigDocument.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc) or "document"
-        if len(loc) >= 2 and loc[0] == "webhooks" and isinstance(loc[1], int):
-            name = _name_at(raw, loc[1])
-            if name:
-                where = f"{where} ({name})"
-        raise ConfigurationError(f"{source}: {where}: {err['msg']}") from None
+    doc = parse_document(
+        text, WebhookConfigDocument, source=source, what="webhook configs",
+        items="webhooks", label="name",
+    )  # fmt: skip
     return {w.token_sha256: w for w in doc.webhooks}
-
-
-def _name_at(raw: Any, index: int) -> str | None:
-    try:
-        name = raw["webhooks"][index]["name"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return name if isinstance(name, str) else None
 
 
 class InMemoryWebhookConfigStore:

@@ -101,9 +101,13 @@ def _key(api_key: str | None, env: str, source: str) -> str:
     return key
 
 
-class FmpNews:
-    URL = "https://financialmodelingprep.com/api/v3/stock_news"
-    API_KEY_ENV = "ALGOTRENDY_FMP_API_KEY"
+class _KeyedNewsFeed:
+    """What the API-key news feeds share: the key (argument or environment), one HTTP
+    session, the retry policy and the feed's declared `INFO`."""
+
+    NAME: str
+    API_KEY_ENV: str
+    INFO: ChannelInfo
 
     def __init__(
         self,
@@ -112,17 +116,24 @@ class FmpNews:
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.name = "fmp"
+        self.name = self.NAME
         self._key = _key(api_key, self.API_KEY_ENV, self.name)
         self._session = session or requests.Session()
         self.retry = retry or RetryPolicy()
-        self.info = ChannelInfo(
-            name="news-fmp",
-            asset_classes=(AssetClass.EQUITY, AssetClass.CRYPTO),
-            kinds=(DataKind.NEWS,),
-            rate_limit_per_minute=None,  # free plan: 250 requests/day
-            doc_url="https://site.financialmodelingprep.com/developer/docs/pricing",
-        )
+        self.info = self.INFO
+
+
+class FmpNews(_KeyedNewsFeed):
+    URL = "https://financialmodelingprep.com/api/v3/stock_news"
+    API_KEY_ENV = "ALGOTRENDY_FMP_API_KEY"
+    NAME = "fmp"
+    INFO = ChannelInfo(
+        name="news-fmp",
+        asset_classes=(AssetClass.EQUITY, AssetClass.CRYPTO),
+        kinds=(DataKind.NEWS,),
+        rate_limit_per_minute=None,  # free plan: 250 requests/day
+        doc_url="https://site.financialmodelingprep.com/developer/docs/pricing",
+    )
 
     def fetch_news(self, symbols: tuple[str, ...] = (), limit: int = 50) -> list[NewsItem]:
         params: dict[str, Any] = {"limit": _limit(limit), "apikey": self._key}
@@ -211,28 +222,17 @@ def parse_rss(text: str, *, source: str, symbols: tuple[str, ...] = ()) -> list[
     return out
 
 
-class PolygonNews:
+class PolygonNews(_KeyedNewsFeed):
     URL = "https://api.polygon.io/v2/reference/news"
     API_KEY_ENV = "ALGOTRENDY_POLYGON_API_KEY"
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.name = "polygon"
-        self._key = _key(api_key, self.API_KEY_ENV, self.name)
-        self._session = session or requests.Session()
-        self.retry = retry or RetryPolicy()
-        self.info = ChannelInfo(
-            name="news-polygon",
-            asset_classes=(AssetClass.EQUITY, AssetClass.CRYPTO, AssetClass.FOREX),
-            kinds=(DataKind.NEWS,),
-            rate_limit_per_minute=5.0,  # free ("Basic") plan
-            doc_url="https://polygon.io/pricing",
-        )
+    NAME = "polygon"
+    INFO = ChannelInfo(
+        name="news-polygon",
+        asset_classes=(AssetClass.EQUITY, AssetClass.CRYPTO, AssetClass.FOREX),
+        kinds=(DataKind.NEWS,),
+        rate_limit_per_minute=5.0,  # free ("Basic") plan
+        doc_url="https://polygon.io/pricing",
+    )
 
     def fetch_news(self, symbols: tuple[str, ...] = (), limit: int = 50) -> list[NewsItem]:
         tickers = parse_symbol_list(symbols)
@@ -266,28 +266,17 @@ class PolygonNews:
         return dedupe(i for i in items if i is not None)[:limit]
 
 
-class CryptoPanicNews:
+class CryptoPanicNews(_KeyedNewsFeed):
     URL = "https://cryptopanic.com/api/v1/posts/"
     API_KEY_ENV = "ALGOTRENDY_CRYPTOPANIC_API_KEY"
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.name = "cryptopanic"
-        self._key = _key(api_key, self.API_KEY_ENV, self.name)
-        self._session = session or requests.Session()
-        self.retry = retry or RetryPolicy()
-        self.info = ChannelInfo(
-            name="news-cryptopanic",
-            asset_classes=(AssetClass.CRYPTO,),
-            kinds=(DataKind.NEWS,),
-            rate_limit_per_minute=None,  # per plan, see the API page
-            doc_url="https://cryptopanic.com/developers/api/",
-        )
+    NAME = "cryptopanic"
+    INFO = ChannelInfo(
+        name="news-cryptopanic",
+        asset_classes=(AssetClass.CRYPTO,),
+        kinds=(DataKind.NEWS,),
+        rate_limit_per_minute=None,  # per plan, see the API page
+        doc_url="https://cryptopanic.com/developers/api/",
+    )
 
     def fetch_news(self, symbols: tuple[str, ...] = (), limit: int = 50) -> list[NewsItem]:
         _limit(limit)
