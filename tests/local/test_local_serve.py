@@ -170,6 +170,14 @@ def test_tradingview_alert_is_filled_by_the_paper_engine_once(
 def test_position_matches_the_filled_orders(
     platform: LocalPlatform, client: TestClient, auth: dict[str, str]
 ) -> None:
+    # Its own order, so the test does not depend on which tests ran before it (pytest-xdist
+    # spreads this module's tests over workers, each with its own platform).
+    assert platform.seeded is not None
+    demo = platform.seeded.secrets
+    alert = fixture_alert(demo.passphrase, 0.01, "position test")
+    sent = client.post(f"/webhooks/tradingview/{demo.webhook_token}", json=alert)
+    assert sent.status_code == 200, sent.text
+    wait_for(lambda: filled(client, auth, sent.json()["intent_id"]), what="the paper fill")
     wait_for(lambda: len(platform.orders_queue) == 0, what="orders.fifo to drain")
     orders = [
         o
