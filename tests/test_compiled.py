@@ -26,6 +26,10 @@ out = {
     "stoch": ind.stochastic(h, l, c)[0], "vwap": ind.vwap(h, l, c, v, 20),
 }
 from algotrendy.domain.bars import Bars
+from algotrendy.strategies import get_strategy
+for name in ("sma_cross", "macd_cross"):
+    strat = get_strategy(name)
+    out[name] = strat.signals(Bars.from_frame(df), strat.params({"allow_short": True}))
 m = compute_metrics(equity=c * 10, times=Bars.from_frame(df).time, position=np.ones(len(c)),
                     trade_pnl=np.array([1.0, -2.0]), trade_returns=np.array([0.1, -0.2]),
                     cash=float(c[0] * 10))

@@ -23,7 +23,10 @@ from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 from algotrendy.api import create_app
 from algotrendy.api.observability import logger
 
-tracer = Tracer()
+# Traced: botocore (SQS, SSM, Step Functions) and the database (SQLAlchemy core).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore", "sqlalchemy_core"])
 app = create_app()
 # Problem documents are text: without this Mangum would base64-encode every error body.
 asgi = Mangum(

@@ -25,7 +25,10 @@ from algotrendy.backtest.sweep import SweepRow, aggregate
 from algotrendy.errors import DataError, ParameterError
 
 logger = Logger()
-tracer = Tracer()
+# Traced: botocore (S3).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore"])
 s3 = boto3.client("s3")
 _rows_json = TypeAdapter(list[SweepRow])
 

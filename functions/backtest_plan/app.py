@@ -34,7 +34,10 @@ from algotrendy.config import get_settings
 from algotrendy.errors import DataError, ParameterError
 
 logger = Logger()
-tracer = Tracer()
+# Traced: botocore (S3).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore"])
 s3 = boto3.client("s3")
 
 # Step Functions execution names: 1-80 characters of letters, digits, '-' and '_'

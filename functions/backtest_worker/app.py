@@ -35,7 +35,10 @@ from algotrendy.data import load_ohlcv
 from algotrendy.errors import DataError, ParameterError, SourceUnavailableError
 
 logger = Logger()
-tracer = Tracer()
+# Traced: botocore (S3).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore"])
 s3 = boto3.client("s3")
 
 _PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -42,7 +42,10 @@ if TYPE_CHECKING:
     from algotrendy.storage.base import Cache, CandleStore
 
 logger = Logger()
-tracer = Tracer()
+# Traced: botocore (SQS) and requests (the channels' HTTP).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore", "requests"])
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ if TYPE_CHECKING:
     from algotrendy.storage.base import CandleStore
 
 logger = Logger()
-tracer = Tracer()
+# Traced: botocore (SQS, SSM).
+# Only what the function calls: Tracer's default patches, and so imports, every library
+# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
+tracer = Tracer(patch_modules=["botocore"])
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

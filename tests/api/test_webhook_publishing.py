@@ -387,7 +387,7 @@ def test_publish_failure_is_a_503_and_changes_nothing(
 
 
 def test_context_chooses_publisher_and_candle_store_from_settings(tmp_path: Path, ssm: Any) -> None:
-    from algotrendy.api.context import build_context
+    from algotrendy.api.context import LazyCandleStore, build_context
     from algotrendy.api.webhook_configs import build_webhook_publisher
     from algotrendy.config import Settings
     from algotrendy.storage.local import LocalCandleStore
@@ -400,7 +400,8 @@ def test_context_chooses_publisher_and_candle_store_from_settings(tmp_path: Path
         "database_url": f"sqlite:///{tmp_path / 'ctx.db'}",
     }
     plain = build_context(Settings(**base))
-    assert isinstance(plain.candles, LocalCandleStore)
+    assert isinstance(plain.candles, LazyCandleStore)  # built on first use (cold start)
+    assert isinstance(plain.candles.built(), LocalCandleStore)
     assert plain.webhooks is None
 
     aws_like = build_context(
@@ -410,9 +411,11 @@ def test_context_chooses_publisher_and_candle_store_from_settings(tmp_path: Path
             webhook_config_parameter=PARAMETER,
         )
     )
-    assert isinstance(aws_like.candles, QuestDBCandleStore)
-    assert aws_like.candles.address == "questdb.internal:9000"
-    assert "password=secret" in aws_like.candles.pg_conninfo
+    assert isinstance(aws_like.candles, LazyCandleStore)
+    questdb = aws_like.candles.built()
+    assert isinstance(questdb, QuestDBCandleStore)
+    assert questdb.address == "questdb.internal:9000"
+    assert "password=secret" in questdb.pg_conninfo
     publisher = aws_like.webhooks
     assert isinstance(publisher, SsmParameterWebhookConfigPublisher)
     assert publisher.name == PARAMETER

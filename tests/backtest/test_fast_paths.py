@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from algotrendy.backtest.metrics import _bar_pass, compute_metrics, drawdown
 from algotrendy.backtest.runner import _SIDES, _trade_frame
 from algotrendy.errors import ParameterError
+from algotrendy.indicators import sma
 from algotrendy.strategies.base import crossover
-from algotrendy.strategies.builtin import _cross_directional, _directional
+from algotrendy.strategies.builtin import _cross_directional, _directional, sma_cross_signals
 
 DAY = np.timedelta64(1, "D")
 MONDAY = np.datetime64("2021-01-04T00:00", "ns")
@@ -46,7 +47,9 @@ def test_bar_pass_matches_the_definitions(values: list[float], write: bool) -> N
     pos = np.where(np.arange(n) % 3 == 0, 0.0, 2.0)
     t = (MONDAY + np.arange(n) * DAY).view(np.int64)
     out = np.full(n if write else 0, np.nan)
-    bad_eq, bad_pos, total, max_dd, bars, span, held = _bar_pass(eq, pos, t, out)
+    shift, rf_pp = 0.001, 0.0002
+    result = _bar_pass(eq, pos, t, out, shift, rf_pp)
+    bad_eq, bad_pos, total, max_dd, bars, span, held, dev, dev_sq, down = result
     assert (bad_eq, bad_pos) == (-1, -1)
     ref_dd, ref_bars = _reference_drawdown_stats(eq)
     assert max_dd == ref_dd  # bit for bit: the skipped divisions never held the minimum
@@ -58,8 +61,37 @@ def test_bar_pass_matches_the_definitions(values: list[float], write: bool) -> N
     for r in eq[1:] / eq[:-1] - 1.0:
         expected_total += float(r)
     assert total == expected_total
+    r = eq[1:] / eq[:-1] - 1.0
+    assert dev == pytest.approx(float(np.sum(r - shift)), rel=1e-12, abs=1e-15)
+    assert dev_sq == pytest.approx(float(np.sum((r - shift) ** 2)), rel=1e-12, abs=1e-15)
+    assert down == pytest.approx(float(np.sum(np.minimum(0.0, r - rf_pp) ** 2)), rel=1e-12)
     if write:
         np.testing.assert_array_equal(out, drawdown(eq))
+
+
+returns = st.lists(st.floats(-0.2, 0.2), min_size=2, max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(returns, st.floats(-0.5, 3.0), st.floats(1e-12, 1.0))
+def test_one_pass_volatility_equals_the_two_pass_definition(
+    rs: list[float], first: float, scale: float
+) -> None:
+    """The shifted one-pass variance must give the textbook (two-pass, ddof=1) figure,
+    also with an outlying first return, tiny spreads and a constant curve."""
+    r = np.array([first, *rs]) * scale
+    eq = 100.0 * np.cumprod(1.0 + r)
+    got = _metrics(eq, periods_per_year=252.0)
+    realised = eq[1:] / eq[:-1] - 1.0
+    two_pass = float(np.std(realised, ddof=1)) * np.sqrt(252.0)
+    assert got["volatility_ann"] == pytest.approx(two_pass, rel=1e-9, abs=1e-15)
+
+
+def test_a_constant_return_curve_has_no_sharpe_ratio() -> None:
+    eq = 100.0 * 1.001 ** np.arange(5000)  # returns equal up to round-off
+    got = _metrics(eq, periods_per_year=252.0)
+    assert got["volatility_ann"] < 1e-12
+    assert np.isnan(got["sharpe"])
 
 
 def test_bar_pass_reports_the_first_non_finite_values() -> None:
@@ -106,16 +138,40 @@ lines = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(lines, lines, st.booleans(), st.booleans())
+@given(lines, lines, st.booleans())
 def test_cross_directional_equals_the_numpy_form(
-    a_values: list[float], b_values: list[float], allow_short: bool, reuse: bool
+    a_values: list[float], b_values: list[float], allow_short: bool
 ) -> None:
     n = min(len(a_values), len(b_values))
     a = np.array(a_values[:n], dtype=np.float64)
     b = np.array(b_values[:n], dtype=np.float64)
     expected = _directional(crossover(a, b), crossover(b, a), allow_short)
-    got = _cross_directional(a.copy(), b, allow_short, reuse_a=reuse)
+    got = _cross_directional(a, b, allow_short)
     np.testing.assert_array_equal(got, expected)  # NaN in the same places, same values
+
+
+prices = st.lists(
+    st.one_of(st.just(np.nan), st.floats(1.0, 1.05), st.floats(0.01, 1e6)),
+    min_size=0,
+    max_size=80,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(prices, st.integers(0, 10), st.integers(2, 12), st.integers(1, 15), st.booleans())
+def test_fused_sma_cross_equals_two_smas_and_their_crossings(
+    values: list[float], nan_head: int, fast: int, extra: int, allow_short: bool
+) -> None:
+    """The one-pass kernel must give the signals of talib-identical `sma` + crossings bit
+    for bit: leading NaNs (the SMAs start later), NaNs inside (they poison the running
+    sums, as in TA-Lib), windows longer than the data, ties."""
+    x = np.array([np.nan] * nan_head + values, dtype=np.float64)
+    slow = fast + extra
+    expected = _directional(
+        crossover(sma(x, fast), sma(x, slow)), crossover(sma(x, slow), sma(x, fast)), allow_short
+    )
+    got = sma_cross_signals(x, fast, slow, allow_short)
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_side_column_is_the_default_string_column() -> None:

@@ -523,3 +523,25 @@ def test_kernels_compile_without_a_writable_cache() -> None:
     source = "def plus_one(x):\n    return x + 1\n"
     exec(compile(source, "/nonexistent/kernel.py", "exec"), namespace)
     assert _jit(namespace["plus_one"])(41) == 42  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "m", "h"])
+def test_any_time_unit_gives_the_nanosecond_figures(fixtures_dir: Path, unit: str) -> None:
+    """Times are read in their own unit (pandas 3 makes microsecond indexes): every
+    figure, the inferred interval and the durations in days included, is the same."""
+    t_ns = fixture_times(fixtures_dir, "backtesting_GOOG_1d.csv")
+    n = len(t_ns)
+    rng = np.random.default_rng(11)
+    eq = 1000.0 * np.cumprod(1.0 + rng.normal(0.0004, 0.01, n))
+    pos = np.where(rng.random(n) < 0.5, 0.0, 1.0)
+
+    def metrics(times: npt.NDArray[np.datetime64]) -> dict[str, float]:
+        return compute_metrics(
+            equity=eq, times=times, position=pos, trade_pnl=np.array([1.0, -0.5]),
+            trade_returns=np.array([0.01, -0.005]), cash=1000.0,
+        )  # fmt: skip
+
+    coarse = t_ns.astype(f"datetime64[{unit}]")
+    assert coarse.astype("datetime64[ns]").tolist() == t_ns.tolist()  # no rounding
+    assert metrics(coarse) == metrics(t_ns)
+    assert infer_periods_per_year(coarse) == infer_periods_per_year(t_ns) == 252.0

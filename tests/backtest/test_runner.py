@@ -179,3 +179,47 @@ def test_a_frame_in_another_shape_goes_through_the_loader(goog: pd.DataFrame) ->
     b = run_backtest(goog, "sma_cross", fee=0.002)
     pd.testing.assert_frame_equal(a.trades, b.trades)
     assert a.equity.index.equals(goog.index)
+
+
+def test_bad_data_win_over_what_they_break_in_the_strategy() -> None:
+    """The data are checked beside the strategy run: when the run itself fails on them
+    (a zero price makes whole-unit sizing divide by zero), the data error is reported."""
+    bad = frame(ROWS)
+    bad.iloc[1, bad.columns.get_loc("open")] = 0.0
+    with pytest.raises(DataError, match=r"row 2 .*column open: price must be a positive"):
+        run_backtest(bad, FixedSignals([1.0, NAN, NAN, NAN]))
+    with pytest.raises(DataError, match="row 2"):
+        run_backtest(bad, FixedSignals([1.0, NAN, NAN, NAN]), engine="event")
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us"])
+def test_coarser_time_units_give_the_same_result(goog: pd.DataFrame, unit: str) -> None:
+    coarse = goog.copy()
+    coarse.index = coarse.index.as_unit(unit)
+    a = run_backtest(coarse, "sma_cross", fee=0.002)
+    b = run_backtest(goog, "sma_cross", fee=0.002)
+    assert a.metrics == b.metrics
+    assert a.metrics["periods_per_year"] == 252.0
+
+
+def _backtest_in_child(path: str, queue: object) -> None:
+    res = run_backtest(path, "sma_cross")
+    queue.put(res.metrics["final_equity"])  # type: ignore[attr-defined]
+
+
+def test_a_forked_child_runs_backtests_after_the_parent(goog_path: Path) -> None:
+    """The parent's helper thread does not survive a fork; the child must start its own
+    rather than wait forever on the inherited executor (sweeps fork worker processes)."""
+    import multiprocessing
+
+    expected = run_backtest(goog_path, "sma_cross").metrics["final_equity"]  # thread started
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_backtest_in_child, args=(str(goog_path), queue))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung on the inherited helper thread"
+    assert queue.get(timeout=5) == expected

@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -46,6 +48,9 @@ from algotrendy.storage.relational.api_repositories import (
     UserRepository,
 )
 from algotrendy.webhooks.store import WebhookConfigPublisher
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Runtime settings an admin may change through PUT /config (stored in `configurations`,
 # overriding the environment). Each is validated with the Settings field's own rules.
@@ -98,6 +103,49 @@ class ApiContext:
     def setting(self, key: str) -> Any:
         values = self.overrides()
         return values[key] if key in values else getattr(self.settings, key)
+
+
+class LazyCandleStore:
+    """The candle store, built on its first use. Both adapters import pandas (and the
+    Parquet one pyarrow, the QuestDB one its driver): built with the context, they would
+    load it on the first request of every container, whatever the route; most routes
+    (auth, orders, positions, configs) never read a candle."""
+
+    def __init__(self, build: Callable[[], CandleStore]) -> None:
+        self._build = build
+        self._store: CandleStore | None = None
+        self._lock = threading.Lock()
+
+    def built(self) -> CandleStore:
+        """The real store (built now if no route needed it yet)."""
+        with self._lock:
+            if self._store is None:
+                self._store = self._build()
+            return self._store
+
+    @property
+    def name(self) -> str:
+        return self.built().name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.built().name = value
+
+    def write(self, frame: pd.DataFrame, exchange: str, symbol: str, timeframe: str) -> int:
+        return self.built().write(frame, exchange, symbol, timeframe)
+
+    def read(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pd.DataFrame:
+        return self.built().read(exchange, symbol, timeframe, start, end)
+
+    def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
+        return self.built().last_timestamp(exchange, symbol, timeframe)
 
 
 def repositories(db: Engine, settings: Settings, hasher: PasswordHasher) -> dict[str, Any]:
@@ -154,7 +202,7 @@ def build_context(
     from algotrendy.storage.cache import MemoryCache, RedisCache
 
     data_dir = Path(settings.data_dir)
-    candles = build_candle_store(settings)
+    candles = LazyCandleStore(lambda: build_candle_store(settings))
     cache: Cache = (
         RedisCache(settings.redis_url)
         if settings.redis_url

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-import numpy as np
 
 from algotrendy.api.observability import logger
 from algotrendy.api.schemas import BacktestRequest
@@ -61,7 +60,10 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
+    # A numpy scalar exists only once numpy is loaded; looking it up instead of importing it
+    # keeps numpy out of the API's cold start (the routes that produce such values load it).
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None

@@ -4,9 +4,9 @@ strategy, producing the equity curve, the position path and the round trips at o
 Why one kernel: a position that depends on cash (whole-unit and fraction sizing) is a
 recurrence, so it cannot be written as array expressions without a loop; fusing the
 signal follow-up, the fills, the trade bookkeeping and the equity marking into one pass
-touches each bar once (~2 ns per bar) and allocates only the outputs. (Before that pass
-a count of the non-NaN signals sizes the trade buffer; it reads one array and keeps
-reallocation out of the loop.)
+touches each bar once (~3 ns per bar) and allocates only the outputs. (Before that pass
+a count of the non-NaN signals sizes the trade buffer and checks that each is +1, -1 or
+0; it reads one array and keeps reallocation out of the loop.)
 
 Semantics are those of `fills.py` (the kernel calls the same functions, compiled): a
 signal s on bar i's close is a *target direction*. If it differs from the sign of the
@@ -91,19 +91,34 @@ def _signal_kernel(
     trade_on_close: bool,
     equity: FloatArray,
     position: FloatArray,
-) -> FloatArray:  # pragma: no cover - compiled
+) -> tuple[FloatArray, int]:  # pragma: no cover - compiled
     """Fill `equity` and `position` (length n, written by the caller's choice of buffer,
-    e.g. rows of the result frame's block) and return the round trips, trades[k, 7],
-    for target-direction `signals` (see the module docstring)."""
+    e.g. rows of the result frame's block) and return (the round trips, trades[k, 7],
+    -1) for target-direction `signals` (see the module docstring).
+
+    A signal that is not +1, -1, 0 or NaN stops it before any bar is simulated: it then
+    returns (no trades, that signal's position) for the caller to report."""
     n = close.shape[0]
     # Every round trip but the last ends on the fill of a signal, so there are at most
     # (#signals + 1). Sizing the buffer up front (a quick count over the signals) keeps
     # it from being reallocated inside the loop, which costs ~10x: numba then cannot
-    # keep the array's data pointer out of the per-bar path.
+    # keep the array's data pointer out of the per-bar path. The same pass checks the
+    # values, which a separate numpy check would pay another read and temporaries for.
+    # (n + 1 rows without the count is slower: a buffer that large is mapped afresh on
+    # every call and its pages fault in as the rows are written.)
+    # Both counts are branch-free so that the pass compiles to SIMD (an early exit would
+    # keep it scalar and cost ~1 ms per 1M bars); the bad signal is located only if any.
     cap = 1
+    bad = 0
     for i in range(n):
-        if signals[i] == signals[i]:
-            cap += 1
+        s = signals[i]
+        cap += s == s
+        bad += (s == s) & (s != 1.0) & (s != -1.0) & (s != 0.0)
+    if bad:
+        for i in range(n):
+            s = signals[i]
+            if s == s and s != 1.0 and s != -1.0 and s != 0.0:
+                return np.empty((0, 7)), i
     trades = np.empty((cap, 7))
     k = 0
     cash = cash0
@@ -113,10 +128,10 @@ def _signal_kernel(
     entry_bar = 0
     pending = np.nan
     for i in range(n):
+        s = signals[i]
         target = np.nan
         base = 0.0
         if trade_on_close:
-            s = signals[i]
             cur = 1.0 if pos > 0.0 else (-1.0 if pos < 0.0 else 0.0)
             if s == s and s != cur:
                 target = s
@@ -152,7 +167,6 @@ def _signal_kernel(
                     entry_fee = f
                     entry_bar = i
         if not trade_on_close:
-            s = signals[i]
             cur = 1.0 if pos > 0.0 else (-1.0 if pos < 0.0 else 0.0)
             if s == s and s != cur:
                 pending = s
@@ -168,7 +182,7 @@ def _signal_kernel(
         trades[k, 5] = _trade_pnl(pos, entry_price, px, entry_fee)
         trades[k, 6] = entry_fee
         k += 1
-    return trades[:k].copy()
+    return trades[:k].copy(), -1
 
 
-signal_kernel = njit(cache=True)(_cache_keyed_on_fills(_signal_kernel))
+signal_kernel = njit(cache=True, nogil=True)(_cache_keyed_on_fills(_signal_kernel))

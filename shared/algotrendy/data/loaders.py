@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from algotrendy.compiled import HAVE_NUMBA, njit
+from algotrendy.domain.bars import Bars
 from algotrendy.errors import DataError
 
 TIME_ALIASES = ("timestamp", "time", "date", "datetime", "timestamp_utc", "open_time", "ts")
@@ -31,9 +32,13 @@ _EPOCH_UNITS: tuple[tuple[float, Literal["s", "ms", "us"]], ...] = (
 )
 
 
+#: How errors name data that came as a DataFrame rather than a file.
+DATAFRAME_SOURCE = "<dataframe>"
+
+
 def load_ohlcv(source: str | Path | pd.DataFrame, *, validate: bool = True) -> pd.DataFrame:
     """Read `source` (CSV/Parquet path or a DataFrame) and return normalised OHLCV."""
-    name = "<dataframe>"
+    name = DATAFRAME_SOURCE
     if isinstance(source, pd.DataFrame):
         raw = source.copy()
         if isinstance(raw.index, pd.DatetimeIndex) and not _find_time_column(raw):
@@ -153,12 +158,17 @@ def _first_problem(
     return -1
 
 
-def validate_ohlcv(df: pd.DataFrame, *, source: str = "<dataframe>") -> None:
+def validate_ohlcv(
+    df: pd.DataFrame, *, source: str = DATAFRAME_SOURCE, bars: Bars | None = None
+) -> None:
     """Refuse data a backtest would silently get wrong.
 
     Checks (first failure wins, naming row, time and column): index sorted strictly
     ascending (no duplicates), prices finite and positive, high >= max(open, close),
     low <= min(open, close), high >= low, volume >= 0.
+
+    `bars`, the same data as arrays (`Bars.from_frame(df)`), lets the compiled check read
+    them without touching pandas, so it can run on another thread beside pandas work.
     """
     if len(df) == 0:
         raise DataError(f"{source}: no rows")
@@ -170,13 +180,10 @@ def validate_ohlcv(df: pd.DataFrame, *, source: str = "<dataframe>") -> None:
         return DataError(f"{source}: row {pos + 1} ({idx[pos]}): {msg}")
 
     if HAVE_NUMBA:  # fast path: one compiled pass; the checks below only name the problem
-        volume = (
-            df["volume"].to_numpy(dtype=np.float64) if "volume" in df.columns else np.zeros(len(df))
-        )
-        o, h, lo, c = (
-            np.ascontiguousarray(df[k].to_numpy(dtype=np.float64)) for k in PRICE_COLUMNS
-        )
-        if _first_problem(idx.asi8, o, h, lo, c, np.ascontiguousarray(volume)) < 0:
+        if bars is None:
+            bars = Bars.from_frame(df)
+        t = bars.time.view(np.int64)
+        if _first_problem(t, bars.open, bars.high, bars.low, bars.close, bars.volume) < 0:
             return
 
     t = idx.asi8

@@ -19,7 +19,9 @@ OHLCV_COLUMNS = ("open", "high", "low", "close", "volume")
 
 @dataclass(frozen=True, slots=True)
 class Bars:
-    """Aligned OHLCV arrays; `time` is UTC as datetime64[ns]."""
+    """Aligned OHLCV arrays; `time` is UTC datetime64 in the source index's unit (ns,
+    or us / ms / s, which pandas 3 often makes): converting 1M times to one unit would
+    copy them, and every consumer reads any unit."""
 
     time: npt.NDArray[np.datetime64]
     open: FloatArray
@@ -43,10 +45,10 @@ class Bars:
                 return np.zeros(n, dtype=np.float64)
             raise KeyError(name)
 
-        # asi8 is epoch nanoseconds in UTC for aware and naive indexes alike: viewing it
-        # costs nothing, where np.asarray(index, dtype) copies (2.5 ms per 1M bars).
-        idx = pd.DatetimeIndex(df.index).as_unit("ns")
-        time = idx.asi8.view("datetime64[ns]")
+        # asi8 is the epoch in the index's unit, UTC, for aware and naive indexes alike:
+        # viewing it costs nothing, where np.asarray(index, dtype) copies (2.5 ms per 1M).
+        idx = pd.DatetimeIndex(df.index)
+        time = idx.asi8.view(f"datetime64[{idx.unit}]")
         return cls(
             time=time,
             open=col("open"),

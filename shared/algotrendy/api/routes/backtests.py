@@ -18,7 +18,6 @@ from algotrendy.api.schemas import (
     BacktestRequest,
     BacktestResultOut,
 )
-from algotrendy.backtest.metrics import METRICS
 from algotrendy.errors import ParameterError
 from algotrendy.storage.relational.api_models import BacktestResultRow, BacktestRow
 
@@ -70,6 +69,9 @@ def _validate(body: BacktestRequest) -> None:
             raise invalid("grid", str(exc)) from None
         if combos == 0:
             raise invalid("grid", "no valid parameter combination")
+    # Metric names live beside the metric code (numpy): only starting a backtest loads it.
+    from algotrendy.backtest.metrics import METRICS
+
     if body.metric not in METRICS:
         raise invalid("metric", f"unknown metric {body.metric!r}; known: {', '.join(METRICS)}")
     if body.start is not None and body.end is not None and body.end <= body.start:

@@ -13,7 +13,6 @@ import math
 from datetime import datetime
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
 
 from algotrendy.api.deps import Ctx, Viewer
@@ -157,6 +156,10 @@ def indicator(
 ) -> dict[str, Any]:
     """Indicator `name` (see GET /market/indicators) with its parameters as query
     parameters, e.g. `/market/indicators/rsi?symbol=BTC/USDT&period=14`."""
+    # Loaded by the routes that compute (numpy, the indicators): the API's other routes,
+    # and its cold start, do without them.
+    import numpy as np
+
     from algotrendy.indicators import INDICATORS
 
     info = INDICATORS.get(name)

@@ -16,7 +16,7 @@ other edits (a failed publish is a 503 naming what to retry; the table is alread
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response, status
 from pydantic import ValidationError
@@ -42,14 +42,20 @@ from algotrendy.config import ConfigurationError
 from algotrendy.errors import UnknownStrategyError
 from algotrendy.storage.relational.api_models import StrategyConfigRow
 from algotrendy.storage.relational.api_repositories import ConflictError
-from algotrendy.strategies import Strategy, get_strategy, strategy_names
 from algotrendy.webhooks.auth import generate_webhook_token, hash_webhook_token
 from algotrendy.webhooks.store import Change, WebhookPublishConflictError, WebhookPublishError
+
+if TYPE_CHECKING:
+    from algotrendy.strategies import Strategy
 
 router = APIRouter(prefix="/strategies", tags=["strategies"])
 
 
 def strategy_or_422(name: str, field: str = "strategy_type") -> Strategy[Any]:
+    # The registry imports every built-in strategy (numpy, pandas): loaded by the routes
+    # that validate against a strategy, not by the API's cold start.
+    from algotrendy.strategies import get_strategy
+
     try:
         return get_strategy(name)
     except UnknownStrategyError as exc:
@@ -145,6 +151,8 @@ def _get(ctx: Ctx, strategy_id: int) -> StrategyConfigRow:
 @router.get("/types")
 def strategy_types(user: Viewer) -> list[dict[str, Any]]:
     """Registered strategies and their declared parameters (type, default, bounds)."""
+    from algotrendy.strategies import get_strategy, strategy_names
+
     out = []
     for name in strategy_names():
         strat = get_strategy(name)
