@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -223,3 +224,23 @@ def test_a_forked_child_runs_backtests_after_the_parent(goog_path: Path) -> None
         child.kill()
     assert not alive, "the forked child hung on the inherited helper thread"
     assert queue.get(timeout=5) == expected
+
+
+def test_bar_by_bar_code_never_sees_unchecked_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from algotrendy.backtest import runner
+
+    check = runner._check
+
+    def slow_check(*args: Any) -> float | None:
+        time.sleep(0.3)  # a check still running when the strategy would start
+        return check(*args)
+
+    monkeypatch.setattr(runner, "_check", slow_check)
+    bad = frame(ROWS)
+    bad.iloc[2, bad.columns.get_loc("high")] = 1.0
+    strat = Scripted({})
+    with pytest.raises(DataError, match="row 3"):
+        run_backtest(bad, strat)
+    assert strat.seen == []  # on_bar never ran

@@ -92,6 +92,10 @@ def run_backtest(
     # The data are checked on the side thread while this one runs the strategy on them;
     # nothing leaves this function before the check has passed.
     checked = side.submit(_check, frame, bars, source, config.periods_per_year)
+    if engine == "event" or overrides_on_bar(strat):
+        # Bar-by-bar code (a user's `on_bar`) only ever sees checked data; the overlap
+        # would save ~4 ms of a run that takes a quarter of a second per 1M bars.
+        checked.result()
     try:
         # One (3, n) block holds the equity frame's columns: the kernel writes equity and
         # position straight into it, so building the frame copies nothing.
