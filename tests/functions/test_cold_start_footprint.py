@@ -2,7 +2,11 @@
 (`LAMBDA_TASK_ROOT` set, `POWERTOOLS_TRACE_DISABLED=false`): the cold-start budget of
 DESIGN §6 is kept by not importing what a function's work never needs
 (bench/bench_cold_imports.py measures the time). The webhook's own footprint test is in
-test_webhook_handler.py."""
+test_webhook_handler.py.
+
+An import figure alone can be gamed by deferring what every request needs; the
+invocation probes below run the handler once on its sample event and check what it
+loaded by then."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +24,7 @@ import pandas as pd
 import pytest
 
 from algotrendy.api.context import LazyCandleStore
+from algotrendy.storage.relational import create_db_engine, upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +35,7 @@ _PROBE = "import json, sys; import app; print(json.dumps(sorted(sys.modules)))"
 UNTRACED = {"httpx", "requests", "sqlalchemy", "psycopg", "pymongo", "pynamodb", "mysql"}
 
 
-def imported_by(function: str) -> set[str]:
+def lambda_env(function: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     folder = ROOT / "functions" / function
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
     env = {k: v for k, v in os.environ.items() if k in keep}
@@ -46,17 +52,76 @@ def imported_by(function: str) -> set[str]:
             "PYTHONPATH": str(ROOT / "shared"),
         }
     )
+    env.update(extra or {})
+    return env
+
+
+def run_probe(function: str, code: str, extra: dict[str, str] | None = None) -> Any:
+    """Run `code` in a fresh interpreter in the function's folder; its last stdout line
+    is JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", _PROBE],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=folder,
+        env=lambda_env(function, extra),
+        cwd=ROOT / "functions" / function,
         timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {m.split(".")[0] for m in json.loads(proc.stdout.splitlines()[-1])}
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def imported_by(function: str) -> set[str]:
+    return {m.split(".")[0] for m in run_probe(function, _PROBE)}
+
+
+# Under moto: the set-up runs first (what the function finds deployed), then the module is
+# imported and its handler called once with events/<event>.json. The tracer stays on
+# (POWERTOOLS_TRACE_DISABLED=false), so the traced calls run as in Lambda.
+_INVOKE = """
+import json, sys
+import boto3
+from moto import mock_aws
+
+class Context:
+    function_name = "footprint"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:footprint"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/footprint"
+    log_stream_name = "footprint"
+
+    def get_remaining_time_in_millis(self):
+        return 60_000
+
+with mock_aws():
+{setup}
+    loaded_by_setup = sorted(sys.modules)
+    import app
+    reply = app.handler(json.loads(open({event!r}).read()), Context())
+print(json.dumps({{"reply": reply, "modules": sorted(sys.modules),
+                  "loaded_by_setup": loaded_by_setup}}))
+"""
+
+
+def invoked(
+    function: str, event: str, setup: str, extra: dict[str, str]
+) -> tuple[dict[str, Any], set[str], set[str]]:
+    """The handler's reply, the modules loaded once it returned, and those the set-up
+    had loaded before the handler module was imported."""
+    code = _INVOKE.format(
+        setup=textwrap.indent(textwrap.dedent(setup), "    "),
+        event=str(ROOT / "events" / f"{event}.json"),
+    )
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    out = run_probe(function, code, {**fake, **extra})
+    return out["reply"], set(out["modules"]), set(out["loaded_by_setup"])
+
+
+def _top(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
 
 
 @pytest.mark.parametrize(
@@ -80,6 +145,84 @@ def test_api_imports_neither_pandas_nor_numpy() -> None:
     modules = imported_by("api")
     assert {"fastapi", "sqlalchemy"} <= modules
     assert modules & {"pandas", "numpy", "pyarrow", "ccxt", "httpx", "requests"} == set()
+
+
+def test_library_modules_of_the_light_paths_load_no_pandas() -> None:
+    """`Bars`, the sweep plan and the channels' health import without pandas; the
+    package exports that need it still resolve (lazily) to the loader functions."""
+    code = (
+        "import json, sys; sys.modules['pyarrow'] = None\n"
+        "import algotrendy.data.manager, algotrendy.domain.bars, algotrendy.backtest.sweep\n"
+        "heavy = 'pandas' in sys.modules\n"
+        "from algotrendy.data import load_ohlcv, validate_ohlcv\n"
+        "from algotrendy.data import loaders\n"
+        "same = load_ohlcv is loaders.load_ohlcv and validate_ohlcv is loaders.validate_ohlcv\n"
+        "print(json.dumps([heavy, same, 'pandas' in sys.modules]))"
+    )
+    assert run_probe("backtest_plan", code) == [False, True, True]
+
+
+def _plan_setup(bucket: str) -> str:
+    candles = json.loads((ROOT / "events" / "backtest_state_machine.json").read_text())["data"]
+    fixtures = ROOT / "tests" / "fixtures" / "ohlcv"
+    files = {"GOOG": "backtesting_GOOG_1d.csv", "EURUSD": "backtesting_EURUSD_1h.csv"}
+    uploads = {uri.split("/", 3)[3]: str(fixtures / files[s]) for s, uri in candles.items()}
+    return f"""
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket={bucket!r})
+        for key, path in {uploads!r}.items():
+            s3.upload_file(path, {bucket!r}, key)
+    """
+
+
+def test_backtest_plan_plans_the_sample_request_without_pandas() -> None:
+    """The plan step expands the grid and writes a manifest: no DataFrame anywhere. The
+    strategies (validating the grid's parameters) and the metric names still bring
+    numpy."""
+    # The plan's reply to the sample request is the aggregate step's sample input.
+    expected = json.loads((ROOT / "events" / "backtest_aggregate.json").read_text())
+    bucket = expected["bucket"]
+    reply, modules, by_setup = invoked(
+        "backtest_plan",
+        "backtest_plan",
+        _plan_setup(bucket),
+        {"ALGOTRENDY_ARTEFACTS_BUCKET": bucket},
+    )
+    assert reply == expected
+    assert "pandas" not in _top(by_setup)  # else the check below would prove nothing
+    assert "algotrendy.backtest.sweep" in modules
+    assert _top(modules) & {"pandas", "pyarrow"} == set()
+
+
+def test_api_health_reports_channels_without_pandas(tmp_path: Path) -> None:
+    """/health reads the channels' health from the cache (`algotrendy.data.manager`),
+    which needs no DataFrame: the market-data exports of `algotrendy.data` stay unloaded."""
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    engine.dispose()
+    setup = """
+        boto3.client("sqs", region_name="us-east-1").create_queue(
+            QueueName="algotrendy-orders-dev.fifo",
+            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"},
+        )
+    """
+    extra = {
+        "ALGOTRENDY_JWT_SECRET": "footprint-tests-secret-0123456789abcdef",
+        "ALGOTRENDY_DATABASE_URL": url,
+        "ALGOTRENDY_ORDERS_QUEUE_URL": (
+            "https://sqs.us-east-1.amazonaws.com/123456789012/algotrendy-orders-dev.fifo"
+        ),
+        "ALGOTRENDY_DATA_DIR": str(tmp_path / "data"),
+    }
+    reply, modules, by_setup = invoked("api", "api_health", setup, extra)
+    assert reply["statusCode"] == 200, reply["body"]
+    body = json.loads(reply["body"])
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["cache"] == "ok"  # the channels' branch ran
+    assert "algotrendy.data.manager" in modules
+    assert "pandas" not in _top(by_setup)
+    assert _top(modules) & {"pandas", "numpy", "pyarrow"} == set()
 
 
 class _Store:

@@ -8,8 +8,9 @@ or numba, which keeps cold starts (CLI, Lambda) short.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from algotrendy.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from algotrendy.backtest.config import BacktestConfig
@@ -26,14 +27,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'algotrendy.backtest' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, globals())

@@ -35,25 +35,29 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.grid import GridInput, expand_grid
 from algotrendy.backtest.metrics import METRICS, infer_periods_per_year
-from algotrendy.data.loaders import load_ohlcv
 from algotrendy.domain.bars import Bars
 from algotrendy.errors import DataError, ParameterError
 from algotrendy.strategies import Strategy, get_strategy
 
-SymbolData = pd.DataFrame | Bars
-# Candles per symbol: a mapping, or a loader called once per symbol per chunk (in AWS:
-# read the symbol's candles from S3/QuestDB). Must be picklable for workers > 1 when the
-# platform starts worker processes by spawning (macOS, Windows).
-DataSource = Mapping[str, SymbolData] | Callable[[str], SymbolData]
+if TYPE_CHECKING:
+    # pandas is imported where a frame is built or checked (`load_bars`, `as_source`,
+    # `aggregate`): the plan step (a Lambda of its own) only expands the grid and splits
+    # it into chunks, and does without it.
+    import pandas as pd
+
+    SymbolData: TypeAlias = pd.DataFrame | Bars
+    # Candles per symbol: a mapping, or a loader called once per symbol per chunk (in
+    # AWS: read the symbol's candles from S3/QuestDB). Must be picklable for workers > 1
+    # when the platform starts worker processes by spawning (macOS, Windows).
+    DataSource: TypeAlias = Mapping[str, SymbolData] | Callable[[str], SymbolData]
 
 DEFAULT_SYMBOL = "data"
 
@@ -266,6 +270,10 @@ def load_bars(data: DataSource, symbol: str) -> Bars:
         if len(raw) == 0:
             raise DataError(f"{symbol}: no rows")
         return raw
+    import pandas as pd
+
+    from algotrendy.data.loaders import load_ohlcv
+
     if isinstance(raw, pd.DataFrame):
         try:
             return Bars.from_frame(load_ohlcv(raw))
@@ -341,6 +349,8 @@ def aggregate(
     last whatever the direction; ties keep plan order (a stable sort over rows sorted by
     `task`), so the ranking is reproducible. `top` keeps the first `top` rows.
     """
+    import pandas as pd
+
     parsed = [r if isinstance(r, SweepRow) else SweepRow.model_validate(r) for r in rows]
     parsed.sort(key=lambda r: r.task)
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
@@ -510,6 +520,8 @@ def as_source(
 ) -> tuple[DataSource, list[str]]:
     """Normalise run_sweep's `data` argument into a source and its symbol list; frames
     in hand are validated and converted to `Bars` once, loaders stay lazy."""
+    import pandas as pd
+
     if isinstance(data, pd.DataFrame | Bars):
         syms = list(symbols) if symbols is not None else [DEFAULT_SYMBOL]
         if len(syms) != 1:

@@ -7,10 +7,13 @@ array code (numpy / numba); converting once at the edge keeps pandas out of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -36,6 +39,10 @@ class Bars:
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> Bars:
         """Build from a frame with a DatetimeIndex and open/high/low/close[/volume] columns."""
+        # pandas only here: code that receives `Bars` (strategies, a sweep's plan step)
+        # then runs without it, and the caller of this method has pandas loaded already.
+        import pandas as pd
+
         n = len(df)
 
         def col(name: str) -> FloatArray:
