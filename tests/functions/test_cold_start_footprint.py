@@ -271,3 +271,17 @@ def test_lazy_candle_store_builds_once_on_first_use_and_delegates() -> None:
     assert store.write(pd.DataFrame({"close": [1.0, 2.0]}), "x", "BTC", "1m") == 2
     assert store.last_timestamp("x", "BTC", "1m") is None
     assert store.built() is built[0]
+
+
+FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_collector_runs_again_after_the_import(function: str) -> None:
+    """Each handler module pauses the garbage collector while it imports (cold start);
+    it must switch it back on and freeze what the import built, or a warm container
+    would never collect again."""
+    code = "import gc, json; import app; print(json.dumps([gc.isenabled(), gc.get_freeze_count()]))"
+    enabled, frozen = run_probe(function, code)
+    assert enabled is True
+    assert frozen > 10_000  # the imported modules' objects, out of every later collection
