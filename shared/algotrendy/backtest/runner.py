@@ -326,7 +326,8 @@ def _trade_frame(trades: FloatArray, returns: FloatArray, index: pd.Index) -> pd
             "fees": trades[:, _FEES],
             "entry_bar": entry,
             "exit_bar": exit_,
-        }
+        },
+        copy=False,  # every column is an array made for it (or a view of `trades`)
     )
 
 
