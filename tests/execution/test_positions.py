@@ -88,3 +88,26 @@ def test_pnl_equals_mark_to_market_cash_flow(
     assert p.quantity == pytest.approx(qty, abs=1e-9)
     total = p.realized_pnl + p.unrealized_pnl(mark) - p.fees
     assert total == pytest.approx(cash + qty * mark, rel=1e-9, abs=1e-6)
+
+
+def test_account_quantity_sums_the_symbols_sub_ledgers_only() -> None:
+    book = PositionBook()
+    book.apply_fill(account="a", strategy="s1", symbol="BTC/USDT", side=Side.BUY,
+                    quantity=2, price=100)  # fmt: skip
+    book.apply_fill(account="a", strategy="s2", symbol="BTC/USDT", side=Side.SELL,
+                    quantity=0.5, price=100)  # fmt: skip
+    book.apply_fill(account="a", strategy="s1", symbol="ETH/USDT", side=Side.BUY,
+                    quantity=7, price=10)  # fmt: skip
+    book.apply_fill(account="b", strategy="s1", symbol="BTC/USDT", side=Side.BUY,
+                    quantity=11, price=100)  # fmt: skip
+    assert book.account_quantity("a", "BTC/USDT") == pytest.approx(1.5)
+    assert book.account_quantity("a", "ETH/USDT") == pytest.approx(7)
+    assert book.account_quantity("b", "BTC/USDT") == pytest.approx(11)
+    assert book.account_quantity("a", "SOL/USDT") == 0
+
+    book.load([Position("a", "s1", "BTC/USDT", 3.0), Position("a", "s2", "BTC/USDT", -1.0),
+               Position("a", "s1", "BTC/USDT", 4.0)])  # fmt: skip
+    assert book.account_quantity("a", "BTC/USDT") == pytest.approx(3.0)  # the last s1 wins
+    assert book.account_quantity("a", "ETH/USDT") == 0
+    book.get("a", "s3", "BTC/USDT").quantity = 0.5  # a new sub-ledger joins the account view
+    assert book.account_quantity("a", "BTC/USDT") == pytest.approx(3.5)

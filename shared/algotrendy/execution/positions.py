@@ -70,16 +70,22 @@ class Position:
 
 
 class PositionBook:
-    """Every sub-ledger of one process; the account view sums over strategies."""
+    """Every sub-ledger of one process; the account view sums over strategies.
+
+    The sub-ledgers are also indexed by (account, symbol), in creation order, because the
+    engine asks for the account position of the intent's symbol on every risk check: a
+    scan of the whole book there grew with the number of symbols traded."""
 
     def __init__(self) -> None:
         self._positions: dict[tuple[str, str, str], Position] = {}
+        self._by_symbol: dict[tuple[str, str], list[Position]] = {}
 
     def get(self, account: str, strategy: str, symbol: str) -> Position:
         key = (account, strategy, symbol)
         pos = self._positions.get(key)
         if pos is None:
             pos = self._positions[key] = Position(account, strategy, symbol)
+            self._by_symbol.setdefault((account, symbol), []).append(pos)
         return pos
 
     def apply_fill(
@@ -96,9 +102,7 @@ class PositionBook:
         return self.get(account, strategy or "", symbol).apply_fill(side, quantity, price, fee)
 
     def account_quantity(self, account: str, symbol: str) -> float:
-        return sum(
-            p.quantity for (a, _, s), p in self._positions.items() if a == account and s == symbol
-        )
+        return sum(p.quantity for p in self._by_symbol.get((account, symbol), ()))
 
     def positions(self, account: str | None = None) -> list[Position]:
         return [p for p in self._positions.values() if account is None or p.account == account]
@@ -106,3 +110,6 @@ class PositionBook:
     def load(self, positions: list[Position]) -> None:
         """Replace the book with persisted (or reconciled) positions."""
         self._positions = {(p.account, p.strategy, p.symbol): p for p in positions}
+        self._by_symbol = {}
+        for p in self._positions.values():
+            self._by_symbol.setdefault((p.account, p.symbol), []).append(p)

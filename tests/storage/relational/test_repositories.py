@@ -98,3 +98,49 @@ def test_audit(repo: SqlExecutionRepository, db_engine: Engine) -> None:
             "order.rejected",
             {"reason": "kill switch"},
         )
+
+
+def test_order_values_cover_every_order_column() -> None:
+    from algotrendy.storage.relational.repositories import _ORDER_FIELDS, _order_values
+
+    order = Order.from_intent(INTENT, broker="paper")
+    values = _order_values(order)
+    assert tuple(values) == _ORDER_FIELDS
+    assert values["side"] == "buy"
+    assert values["order_type"] == "limit"
+    assert values["status"] == "new"
+    assert values["limit_price"] == 42000.5
+
+
+def test_batch_keeps_each_rows_own_timestamps(repo: SqlExecutionRepository) -> None:
+    """The hot-path statements format a date/time once per run of the same object (a
+    batch shares one clock reading): rows with equal, shared and different values must
+    each still store their own."""
+    t1 = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    t2 = datetime(2024, 1, 2, 3, 4, 6, tzinfo=UTC)
+    t1_copy = t1.replace()  # equal to t1, another object
+    stamps = [(t1, t1), (t1, t2), (t2, t1_copy), (t1_copy, t2)]
+    orders = [
+        Order.from_intent(INTENT.model_copy(update={"intent_id": f"intent-t{i}"}), broker="paper")
+        .model_copy(update={"created_at": created, "updated_at": updated})
+        for i, (created, updated) in enumerate(stamps)
+    ]  # fmt: skip
+    repo.create_orders(orders)
+    for order, (created, updated) in zip(orders, stamps, strict=True):
+        got = repo.get_order(order.client_order_id)
+        assert got is not None
+        assert (got.created_at, got.updated_at) == (created, updated)
+
+    fill_times = [t2, t2, t1, t2]
+    fills = [
+        Fill(broker="paper", broker_fill_id=f"F{i}", client_order_id=o.client_order_id,
+             account="default", strategy="sma_cross", symbol="BTC/USDT", side=Side.BUY,
+             quantity=0.25, price=42000.5, fee=0.1, time=t)
+        for i, (o, t) in enumerate(zip(orders, fill_times, strict=True))
+    ]  # fmt: skip
+    for o in orders:
+        o.status = OrderStatus.FILLED
+    repo.record_executions(orders, fills, [], [])
+    for o, t in zip(orders, fill_times, strict=True):
+        [stored] = repo.fills_for(o.client_order_id)
+        assert stored.time == t

@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     CursorResult,
+    Date,
+    DateTime,
     Dialect,
     Engine,
     bindparam,
@@ -116,10 +118,20 @@ def _to_order(row: OrderRow) -> Order:
 
 
 def _order_values(order: Order) -> dict[str, Any]:
-    values = {f: getattr(order, f) for f in _ORDER_FIELDS}
-    for enum_field in ("side", "order_type", "time_in_force", "status"):
-        values[enum_field] = values[enum_field].value
-    return values
+    """Every column of `_ORDER_FIELDS`, enums as their values (spelt out: this runs for
+    each new order, and a literal dict measured ~25% faster than a getattr loop)."""
+    o = order
+    return {
+        "client_order_id": o.client_order_id, "intent_id": o.intent_id, "account": o.account,
+        "strategy": o.strategy, "broker": o.broker, "broker_order_id": o.broker_order_id,
+        "symbol": o.symbol, "side": o.side.value, "order_type": o.order_type.value,
+        "time_in_force": o.time_in_force.value, "quantity": o.quantity,
+        "limit_price": o.limit_price, "stop_price": o.stop_price,
+        "trail_percent": o.trail_percent, "status": o.status.value,
+        "filled_quantity": o.filled_quantity, "avg_fill_price": o.avg_fill_price,
+        "fees": o.fees, "reason": o.reason, "source": o.source, "created_at": o.created_at,
+        "updated_at": o.updated_at,
+    }  # fmt: skip
 
 
 # WAL housekeeping on SQLite (see `SqlExecutionRepository.maintain`): a checkpoint every
@@ -145,7 +157,14 @@ class _Prepared:
     column type's own bind processor — what `Connection.execute` does, minus re-deriving
     the parameters row by row, which measured ~35% of a 10-row insert on SQLite. The SQL
     is still SQLAlchemy's; rows are dicts keyed by the statement's bind names, and a
-    literal compiled into the statement (`version + 1`) keeps its value."""
+    literal compiled into the statement (`version + 1`) keeps its value.
+
+    The dict -> DBAPI parameters conversion is one function generated from the compiled
+    binds (as `dataclasses` and `namedtuple` generate theirs): one call per row with the
+    keys, processors and literals inlined, instead of a generator and a method call per
+    value (measured 8 us -> 0.7 us per 23-column order row). A date/time value is
+    formatted once per run of rows holding the very same object (a batch shares one
+    `now`): SQLite's date/time processor is the dearest of them."""
 
     def __init__(self, stmt: Any, dialect: Dialect, keys: Sequence[str] | None = None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
@@ -154,25 +173,49 @@ class _Prepared:
         self.sql = compiled.string
         self.positional = compiled.positional
         names = list(compiled.positiontup or ()) if self.positional else list(compiled.binds)
-        self.binds: list[tuple[str, Callable[[Any], Any] | None, tuple[Any] | None]] = []
-        for name in names:
+        namespace: dict[str, Any] = {}
+        setup: list[str] = []  # per call: the memo of each date/time bind
+        body: list[str] = []  # per row: the memoised date/time values
+        exprs: list[str] = []
+        for i, name in enumerate(names):
             bind = compiled.binds[name]
-            literal = None if bind.required else (bind.effective_value,)
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.binds.append((name, processor, literal))
+            if not bind.required:  # a literal: processed once, here
+                value = bind.effective_value
+                namespace[f"l{i}"] = value if processor is None else processor(value)
+                exprs.append(f"l{i}")
+            elif processor is None:
+                exprs.append(f"r[{name!r}]")
+            elif isinstance(bind.type, (DateTime, Date)):
+                namespace[f"p{i}"] = processor
+                setup.append(f"    k{i} = o{i} = _unset")
+                body += [f"        v = r[{name!r}]",
+                         f"        if v is not k{i}:",
+                         f"            k{i}, o{i} = v, p{i}(v)"]  # fmt: skip
+                exprs.append(f"o{i}")
+            else:
+                namespace[f"p{i}"] = processor
+                exprs.append(f"p{i}(r[{name!r}])")
+        if self.positional:
+            row = "(" + "".join(f"{e}, " for e in exprs) + ")"
+        else:
+            row = "{" + ", ".join(f"{n!r}: {e}" for n, e in zip(names, exprs, strict=True)) + "}"
+        source = "\n".join([
+            "def convert(rows):", *setup, "    out = []", "    for r in rows:", *body,
+            f"        out.append({row})", "    return out",
+        ])  # fmt: skip
+        namespace["_unset"] = object()
+        # Only bind names (quoted with repr) and generated identifiers reach the source.
+        exec(compile(source, f"<_Prepared {self.sql[:40]!r}>", "exec"), namespace)
+        self._convert: Callable[[Sequence[dict[str, Any]]], list[Any]] = namespace["convert"]
+        self.source = source  # for debugging
 
-    def _value(self, row: dict[str, Any], name: str, processor: Any, literal: Any) -> Any:
-        value = row[name] if literal is None else literal[0]
-        return value if processor is None else processor(value)
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """The DBAPI parameters of `rows` (tuples or dicts, per the dialect's paramstyle)."""
+        return self._convert(rows)
 
     def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> CursorResult[Any]:
-        value = self._value
-        params: list[Any]
-        if self.positional:
-            params = [tuple(value(row, *b) for b in self.binds) for row in rows]
-        else:
-            params = [{b[0]: value(row, *b) for b in self.binds} for row in rows]
-        return conn.exec_driver_sql(self.sql, params)
+        return conn.exec_driver_sql(self.sql, self._convert(rows))
 
 
 class SqlExecutionRepository:
@@ -227,9 +270,10 @@ class SqlExecutionRepository:
         try:
             with self.engine.begin() as conn:
                 if orders:
-                    self._statements()["new_order"].execute(
-                        conn, [{**_order_values(o), "version": 1} for o in orders]
-                    )
+                    rows = [_order_values(o) for o in orders]
+                    for row in rows:
+                        row["version"] = 1
+                    self._statements()["new_order"].execute(conn, rows)
                 if audits:
                     conn.execute(
                         insert(_AUDIT),
