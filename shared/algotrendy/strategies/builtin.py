@@ -92,7 +92,7 @@ def _sma_cross_py(x: FloatArray, fast: int, slow: int, down: float, out: FloatAr
             if i >= start_f:
                 f0 = sum_f / fast
                 sum_f -= x[i - fast + 1]
-    per_f = float(fast)  # converted once: an int divisor is converted on every bar
+    per_f = float(fast)  # the divisor `sum / period` uses: the same quotient
     per_s = float(slow)
     for i in range(warm, n):
         v = x[i]
