@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, text
+
+# Property tests check results, not speed: hypothesis's per-example deadline (200 ms) and
+# its "too slow" health check are timings, and on a shared 2-core machine running the suite
+# under xdist they fail for load, not for bugs (speed is measured in bench/ instead).
+settings.register_profile("algotrendy", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("algotrendy")
 
 PG_URL = os.environ.get("ALGOTRENDY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
