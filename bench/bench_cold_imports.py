@@ -32,7 +32,12 @@ What each first invocation does (the fixtures of tests/functions):
   api (login)         events/api_login.json: SQLite database, argon2 verification
   ingest              not invoked: its channels need the exchanges' network
 
+`--built .aws-sam/build` times the `sam build` output instead: each zip function imported
+as Lambda would (its built folder, its layers' pinned numpy 2.2 / pandas 2.3, only the
+runtime's own packages, no site-packages of this venv; scripts/invoke.py's resolution).
+
 Run: .venv/bin/python bench/bench_cold_imports.py [--runs 5] [--only webhook,api]
+     .venv/bin/python bench/bench_cold_imports.py --built .aws-sam/build   (after sam build)
 """
 
 from __future__ import annotations
@@ -97,11 +102,7 @@ def import_ms(function_dir: Path) -> float:
         cwd=function_dir, env=function_env(function_dir), capture_output=True, text=True,
         check=True, timeout=120,
     )  # fmt: skip
-    for line in proc.stderr.splitlines():
-        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
-        if len(parts) == 3 and parts[2] == "app":
-            return int(parts[1]) / 1000.0
-    raise RuntimeError(f"no import time for app in {function_dir}")
+    return _cumulative_ms(proc.stderr, "app")
 
 
 # --- scenarios: what the parent prepares (files, environment) and the child sets up ---
@@ -429,14 +430,75 @@ def invoke_once(sc: Scenario, workdir: Path) -> dict[str, Any]:
     return result
 
 
+def built_import_ms(build_dir: Path, runs: int) -> None:
+    """The import of each BUILT zip function (`sam build` output), as Lambda imports it:
+    `scripts/invoke.py`'s resolution (the function dir, its layers' `python/` dirs in
+    Lambda's order, then only the runtime's own packages), a bare interpreter (`-S`: no
+    site-packages of this venv), so the layers' pinned numpy/pandas are what is timed."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import invoke  # scripts/invoke.py
+
+    template = invoke.load_template(build_dir / "template.yaml")
+    resources = template["Resources"]
+    names = sorted(k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function")
+    print(f"built functions ({build_dir}), best / median of {runs} (ms):")
+    with tempfile.TemporaryDirectory(prefix="bench-cold-built-") as tmp:
+        runtime = invoke.runtime_dir(Path(tmp) / "runtime")
+        for name in names:
+            try:
+                spec = invoke.function_spec(template, name, build_dir)
+            except invoke.InvokeError as exc:
+                print(f"{name:<28} not measured: {exc}")
+                continue
+            module = str(spec["props"]["Handler"]).rsplit(".", 1)[0]
+            path = [str(spec["code"]), *(str(p) for p in reversed(spec["layers"])), str(runtime)]
+            env = {
+                **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
+                **LAMBDA_ENV,
+                "AWS_LAMBDA_FUNCTION_NAME": name,
+                "LAMBDA_TASK_ROOT": str(spec["code"]),
+                "NUMBA_CACHE_DIR": str(Path(tmp) / "numba"),
+                "PYTHONPATH": os.pathsep.join(path),
+            }
+            times = []
+            for _ in range(runs):
+                proc = subprocess.run(
+                    [sys.executable, "-S", "-X", "importtime", "-c", f"import {module}"],
+                    cwd=spec["code"], env=env, capture_output=True, text=True, timeout=120,
+                )  # fmt: skip
+                if proc.returncode:
+                    raise RuntimeError(f"{name}: import failed:\n{proc.stderr[-2000:]}")
+                times.append(_cumulative_ms(proc.stderr, module))
+            best, median = min(times), statistics.median(times)
+            verdict = "MET" if best < BUDGET_MS else "MISSED"
+            print(f"{name:<28}{best:>8.0f}{median:>8.0f}  {verdict}")
+
+
+def _cumulative_ms(importtime: str, module: str) -> float:
+    for line in importtime.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[2] == module:
+            return int(parts[1]) / 1000.0
+    raise RuntimeError(f"no import time for {module}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", help="comma-separated function names")
+    parser.add_argument(
+        "--built",
+        type=Path,
+        metavar="BUILD_DIR",
+        help="time the sam build output instead (e.g. .aws-sam/build after make sam-build)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))
+        return
+    if args.built:
+        built_import_ms(args.built, args.runs)
         return
     only = set(args.only.split(",")) if args.only else None
 
