@@ -27,7 +27,6 @@ gc.disable()
 
 import base64
 import binascii
-import json
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -136,25 +135,16 @@ def _source_ip(event: dict[str, Any]) -> str | None:
 
 
 def _reply(result: WebhookResult) -> dict[str, Any]:
-    # Keys sorted: a duplicate's reply comes back from the idempotency table with its keys
-    # in another order; sorted, every reply to the same alert is byte-identical.
     return {
         "statusCode": result.status,
-        "headers": {**result.headers, "Cache-Control": "no-store"},
-        "body": json.dumps(result.body, separators=(",", ":"), sort_keys=True),
+        "headers": result.reply_headers(),
+        "body": result.reply_body(),
         "isBase64Encoded": False,
     }
 
 
 def _log(result: WebhookResult) -> None:
-    extra: dict[str, Any] = {"status": result.status, "webhook": result.webhook}
-    if result.intent_id:
-        extra["intent_id"] = result.intent_id
-    if result.problem is not None:
-        extra["problem"] = result.problem.kind
-        extra["detail"] = result.problem.detail
-        if result.problem.internal:
-            extra["cause"] = result.problem.internal
+    extra = result.log_fields()
     if result.status >= 500:
         logger.error("webhook alert not queued", extra=extra)
     elif result.status >= 400:

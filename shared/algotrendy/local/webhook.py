@@ -16,12 +16,10 @@ line: only the webhook's name, the status and the intent id are logged.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -84,21 +82,12 @@ class LocalWebhookConfigStore:
 
 
 def _reply(result: WebhookResult) -> Response:
-    """As the Lambda's reply: keys sorted, so every reply to one alert is byte-identical."""
-    return Response(
-        json.dumps(result.body, separators=(",", ":"), sort_keys=True),
-        status_code=result.status,
-        headers={**result.headers, "Cache-Control": "no-store"},
-    )
+    """As the Lambda's reply (`WebhookResult.reply_body`)."""
+    return Response(result.reply_body(), status_code=result.status, headers=result.reply_headers())
 
 
 def _log(result: WebhookResult) -> None:
-    extra: dict[str, Any] = {"status": result.status, "webhook": result.webhook}
-    if result.intent_id:
-        extra["intent_id"] = result.intent_id
-    if result.problem is not None:
-        extra["problem"] = result.problem.kind
-        extra["detail"] = result.problem.detail
+    extra = result.log_fields()
     level = logging.ERROR if result.status >= 500 else logging.INFO
     log.log(level, "webhook %s: %s", result.webhook or "?", result.status, extra=extra)
 

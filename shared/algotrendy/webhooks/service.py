@@ -20,6 +20,7 @@ TradingView's side the alert was delivered.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,6 +82,27 @@ class WebhookResult:
     @property
     def ok(self) -> bool:
         return self.status < 400
+
+    def reply_body(self) -> str:
+        """The body as sent. Keys sorted: a duplicate's reply comes back from the
+        idempotency table with its keys in another order; sorted, every reply to the same
+        alert is byte-identical (Lambda and local serve alike)."""
+        return json.dumps(self.body, separators=(",", ":"), sort_keys=True)
+
+    def reply_headers(self) -> dict[str, str]:
+        return {**self.headers, "Cache-Control": "no-store"}
+
+    def log_fields(self) -> dict[str, Any]:
+        """What the caller logs of the alert's fate: never the token or the body."""
+        fields: dict[str, Any] = {"status": self.status, "webhook": self.webhook}
+        if self.intent_id:
+            fields["intent_id"] = self.intent_id
+        if self.problem is not None:
+            fields["problem"] = self.problem.kind
+            fields["detail"] = self.problem.detail
+            if self.problem.internal:
+                fields["cause"] = self.problem.internal
+        return fields
 
     @classmethod
     def refused(cls, problem: WebhookError, webhook: str | None = None) -> WebhookResult:
