@@ -30,7 +30,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from algotrendy.backtest.sweep import SweepRow, aggregate
-from algotrendy.errors import DataError, ParameterError
+from algotrendy.errors import DataError, input_refused
 
 logger = Logger()
 # Traced: botocore (S3).
@@ -57,11 +57,7 @@ def _parse(event: dict[str, Any]) -> AggregateEvent:
     try:
         return AggregateEvent.model_validate(event)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ParameterError(f"aggregate input refused: {problems}") from None
+        raise input_refused("aggregate input", exc) from None
 
 
 @tracer.capture_method

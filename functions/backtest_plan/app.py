@@ -39,7 +39,7 @@ from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.metrics import METRICS
 from algotrendy.backtest.sweep import plan_sweep
 from algotrendy.config import get_settings
-from algotrendy.errors import DataError, ParameterError
+from algotrendy.errors import DataError, ParameterError, input_refused
 
 logger = Logger()
 # Traced: botocore (S3).
@@ -80,11 +80,7 @@ def _parse(event: dict[str, Any]) -> PlanEvent:
     try:
         parsed = PlanEvent.model_validate(event)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ParameterError(f"backtest request refused: {problems}") from None
+        raise input_refused("backtest request", exc) from None
     if parsed.request.metric not in METRICS:
         raise ParameterError(
             f"metric {parsed.request.metric!r}: not a metric; known: {', '.join(METRICS)}"

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algotrendy.backtest.sweep import SweepChunk, run_chunk
 from algotrendy.data import load_ohlcv
-from algotrendy.errors import DataError, ParameterError, SourceUnavailableError
+from algotrendy.errors import DataError, ParameterError, SourceUnavailableError, input_refused
 
 logger = Logger()
 # Traced: botocore (S3).
@@ -73,11 +73,7 @@ def _parse(event: dict[str, Any]) -> WorkerEvent:
     try:
         return WorkerEvent.model_validate(event)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ParameterError(f"worker input refused: {problems}") from None
+        raise input_refused("worker input", exc) from None
 
 
 def parquet_available() -> bool:

@@ -7,6 +7,11 @@ returns a problem+json body without a traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class AlgoTrendyError(Exception):
     """Base of every error the library raises on purpose."""
@@ -30,3 +35,12 @@ class UnknownStrategyError(AlgoTrendyError, KeyError):
 class SourceUnavailableError(AlgoTrendyError):
     """A market-data source could not be reached or refused the request (network down,
     rate limit, quota spent). The message names the source and the cause in one line."""
+
+
+def input_refused(what: str, exc: ValidationError) -> ParameterError:
+    """`what` refused, every problem named by its field path ('event' for the whole):
+    how the Lambda tasks report an input that does not match their schema."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()
+    )
+    return ParameterError(f"{what} refused: {problems}")
