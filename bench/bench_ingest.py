@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bench_indicators import random_walk  # the same walk as the indicator benchmark
 
 from algotrendy.data.enrich import enrich_candles
 from algotrendy.data.pipeline import candles_from_ohlcv_rows, normalise_candles
@@ -55,15 +56,10 @@ INGESTED = datetime(2025, 1, 1, tzinfo=UTC)
 
 def raw_rows(n: int, seed: int = 42) -> np.ndarray:
     """(n, 6) ccxt rows: epoch ms, then OHLCV of a 0.1 %-per-bar geometric random walk."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 1e-3, n)))
-    open_ = np.concatenate(([100.0], close[:-1]))
-    wick = np.abs(rng.normal(0.0, 5e-4, (2, n))) * close
-    high = np.maximum(open_, close) + wick[0]
-    low = np.minimum(open_, close) - wick[1]
-    volume = rng.lognormal(10.0, 1.0, n)
+    walk = random_walk(n, seed)
     ms = int(START.timestamp() * 1000) + np.arange(n, dtype=np.int64) * 60_000
-    return np.column_stack([ms.astype(np.float64), open_, high, low, close, volume])
+    columns = (walk[k] for k in ("open", "high", "low", "close", "volume"))
+    return np.column_stack([ms.astype(np.float64), *columns])
 
 
 def timed(fn: Callable[[], Any], repeat: int, setup: Callable[[], None] | None = None) -> float:

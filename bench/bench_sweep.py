@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bench_backtest import make_bars  # the same bars as the backtest benchmark
 
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.sweep import run_sweep
@@ -47,22 +48,6 @@ FAST = list(range(5, 51, 5))
 SLOW = list(range(60, 241, 20))
 GRID = ["fast=5:50:5", "slow=60:240:20"]
 CASH = 100_000.0
-
-
-def make_bars(n: int, seed: int = 42) -> pd.DataFrame:
-    """Random walk: 1-minute log returns ~ N(0, 0.001), open = previous close with a small
-    gap, high/low beyond open/close by |N(0, 0.0005)| (as bench_backtest.py)."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.001, n)))
-    open_ = np.empty(n)
-    open_[0] = 100.0
-    open_[1:] = close[:-1] * np.exp(rng.normal(0.0, 0.0002, n - 1))
-    high = np.maximum(open_, close) * (1.0 + np.abs(rng.normal(0.0, 0.0005, n)))
-    low = np.minimum(open_, close) * (1.0 - np.abs(rng.normal(0.0, 0.0005, n)))
-    index = pd.date_range("2020-01-01", periods=n, freq="1min", tz="UTC", name="time")
-    return pd.DataFrame(
-        {"open": open_, "high": high, "low": low, "close": close, "volume": 1.0}, index=index
-    )
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
