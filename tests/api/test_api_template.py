@@ -4,28 +4,10 @@ read-write access to the webhook configs the WebhookFunction reads."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import sam_template as sam
 
-def _sam_template() -> ModuleType:
-    """tests/infra/sam_template.py, loaded by path (test folders are not packages)."""
-    if "sam_template" in sys.modules:
-        return sys.modules["sam_template"]
-    path = Path(__file__).resolve().parents[1] / "infra" / "sam_template.py"
-    spec = importlib.util.spec_from_file_location("sam_template", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sam_template"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sam = _sam_template()
 TEMPLATE: dict[str, Any] = sam.load_template()
 
 

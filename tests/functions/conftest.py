@@ -4,35 +4,17 @@ files in events/ (the exact Step Functions task inputs)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
+import sam_template as sam
 from moto import mock_aws
 
 from algotrendy.config import get_settings
-
-
-def _load_sam_template() -> ModuleType:
-    if "sam_template" in sys.modules:
-        return sys.modules["sam_template"]
-    path = Path(__file__).resolve().parents[1] / "infra" / "sam_template.py"
-    spec = importlib.util.spec_from_file_location("sam_template", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sam_template"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sam = _load_sam_template()
 
 OHLCV = Path(__file__).resolve().parents[1] / "fixtures" / "ohlcv"
 # Symbol of the sample events -> the real fixture behind it.

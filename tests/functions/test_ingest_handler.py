@@ -5,10 +5,7 @@ store and cache in a temp dir, the standard `signals` queue."""
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
+import sam_template as sam
 from moto import mock_aws
 
 from algotrendy.config import get_settings
@@ -38,18 +36,9 @@ BTC = ROOT / "tests" / "fixtures" / "ohlcv" / "nautilus_btc-perp_1m_20211231-202
 REGION = "us-east-1"
 NOW = datetime(2022, 1, 10, 12, 0, 20, tzinfo=UTC)  # the scheduled event's time
 
-_counter = itertools.count()
-
 
 def load_app() -> ModuleType:
-    name = f"_lambda_ingest_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return sam.load_module_file(APP, "ingest")
 
 
 class FakeContext:

@@ -9,10 +9,7 @@ an order is the change of position on the announced bar.
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +21,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
+import sam_template as sam
 from moto import mock_aws
 
 from algotrendy.config import get_settings
@@ -43,19 +41,10 @@ QUANTITY = 5.0
 NOW = datetime(2013, 3, 2, tzinfo=UTC)  # after every bar of the event
 POISON_ID = "0b0e2c1a-5f3d-4c7e-9a61-000000000003"
 
-_counter = itertools.count()
-
 
 def load_app() -> ModuleType:
     """app.py as a fresh module: module-level state (processor, cached clients) is new."""
-    name = f"_lambda_signal_evaluator_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return sam.load_module_file(APP, "signal_evaluator")
 
 
 class FakeContext:

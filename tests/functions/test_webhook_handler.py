@@ -5,8 +5,6 @@ SQS FIFO orders queue), and the handler's import footprint."""
 from __future__ import annotations
 
 import base64
-import importlib.util
-import itertools
 import json
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from typing import Any
 
 import boto3
 import pytest
+import sam_template as sam
 from moto import mock_aws
 
 from algotrendy.config import get_settings
@@ -65,19 +64,9 @@ class FakeContext:
         return 5000
 
 
-_counter = itertools.count()
-
-
 def load_app() -> ModuleType:
     """app.py as a fresh module (module-level state, e.g. the cached service, is new)."""
-    name = f"_lambda_webhook_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, APP)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return sam.load_module_file(APP, "webhook")
 
 
 @dataclass

@@ -182,10 +182,16 @@ _counter = itertools.count()
 
 
 def load_handler_module(spec: FunctionSpec) -> ModuleType:
-    """Execute the function's handler file as a fresh module with a unique name (every
-    function's file is app.py; they must not shadow one another)."""
-    name = f"_lambda_{spec.code_dir.name}_{next(_counter)}"
-    mod_spec = importlib.util.spec_from_file_location(name, spec.handler_file)
+    """The function's handler file as a fresh module (every function's file is app.py)."""
+    return load_module_file(spec.handler_file, spec.code_dir.name)
+
+
+def load_module_file(path: Path, prefix: str) -> ModuleType:
+    """Execute `path` as a fresh module with a unique name: module-level state (clients,
+    caches) is new, as in a cold start, and files of the same name do not shadow one
+    another."""
+    name = f"_lambda_{prefix}_{next(_counter)}"
+    mod_spec = importlib.util.spec_from_file_location(name, path)
     assert mod_spec is not None
     assert mod_spec.loader is not None
     module = importlib.util.module_from_spec(mod_spec)
