@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -29,6 +29,7 @@ import pandas as pd
 
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError, ParameterError
+from algotrendy.storage.base import empty_candle_frame
 
 _TIMEFRAME_RE = re.compile(r"^(\d+)([smhdwMy])$")
 # Seconds per unit, as ccxt's Exchange.parse_timeframe (month = 30 days, year = 365 days).
@@ -102,11 +103,29 @@ def check_range(since: datetime, until: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
-def empty_candle_frame() -> pd.DataFrame:
-    index = pd.DatetimeIndex([], tz="UTC", name="time").as_unit("ns")
-    return pd.DataFrame(
-        {c: np.array([], dtype=np.float64) for c in CANDLE_FRAME_COLUMNS}, index=index
-    )
+def fetch_window(
+    source: str,
+    timeframe: str,
+    served: Iterable[str],
+    since: datetime,
+    until: datetime | None,
+    clock: Callable[[], datetime],
+) -> tuple[datetime, datetime] | None:
+    """The [start, end) a channel fetches, or None when there is nothing to fetch yet.
+
+    Refuses a timeframe the source does not serve (naming those it does); `until=None`
+    means up to the bar still forming at `clock()` (closed bars only), which may leave
+    nothing after `since`."""
+    names = list(served)
+    if timeframe not in names:
+        raise ParameterError(
+            f"{source}: timeframe {timeframe!r} not served; available: {', '.join(names)}"
+        )
+    if until is None:
+        until = default_until(timeframe, clock())
+        if until <= as_utc(since, name="since"):
+            return None
+    return check_range(since, until)
 
 
 def candles_from_rows(

@@ -31,15 +31,14 @@ from algotrendy.data.channels.retry import RetryPolicy
 from algotrendy.data.normalise import (
     as_utc,
     candle_frame,
-    check_range,
-    default_until,
-    empty_candle_frame,
+    fetch_window,
     is_intraday,
     restrict,
     utc_now,
 )
 from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import DataError, ParameterError, SourceUnavailableError
+from algotrendy.storage.base import empty_candle_frame
 
 SOURCE = "alphavantage"
 URL = "https://www.alphavantage.co/query"
@@ -220,15 +219,10 @@ class AlphaVantageChannel:
     ) -> pd.DataFrame:
         """Candles with open time in [since, until). One request returns the whole
         available series (``outputsize=full``), so there is nothing to paginate."""
-        if timeframe not in TIMEFRAMES:
-            raise ParameterError(
-                f"{SOURCE}: timeframe {timeframe!r} not served; available: {', '.join(TIMEFRAMES)}"
-            )
-        if until is None:
-            until = default_until(timeframe, self._clock())
-            if until <= as_utc(since, name="since"):
-                return empty_candle_frame()
-        start, end = check_range(since, until)
+        window = fetch_window(SOURCE, timeframe, TIMEFRAMES, since, until, self._clock)
+        if window is None:
+            return empty_candle_frame()
+        start, end = window
         kind = asset_class or self.asset_class_of(symbol)
         params = self._params(symbol.strip().upper(), timeframe, kind)
         what = f"{params['function']} {symbol} {timeframe}"

@@ -28,11 +28,8 @@ import pandas as pd
 from algotrendy.data.channels.base import ChannelInfo, ProgressCallback
 from algotrendy.data.channels.retry import RetryPolicy, Verdict, call_with_retry, one_line
 from algotrendy.data.normalise import (
-    as_utc,
     candles_from_rows,
-    check_range,
-    default_until,
-    empty_candle_frame,
+    fetch_window,
     from_epoch_ms,
     timeframe_seconds,
     to_epoch_ms,
@@ -47,6 +44,7 @@ from algotrendy.domain.market import (
     Trade,
 )
 from algotrendy.errors import ParameterError, SourceUnavailableError
+from algotrendy.storage.base import empty_candle_frame
 
 MarketType = Literal["spot", "swap"]
 
@@ -191,14 +189,6 @@ class CcxtChannel:
         market = self._call(f"look up {symbol!r}", lambda: self.exchange.market(symbol), symbol)
         return str(market["symbol"])
 
-    def _check_timeframe(self, timeframe: str) -> None:
-        timeframe_seconds(timeframe)
-        if timeframe not in self.info.timeframes:
-            raise ParameterError(
-                f"{self.name}: timeframe {timeframe!r} not served; available: "
-                f"{', '.join(self.info.timeframes)}"
-            )
-
     # -- CandleChannel ----------------------------------------------------------------
 
     def fetch_ohlcv(
@@ -218,13 +208,11 @@ class CcxtChannel:
         ignored `since`), so it always terminates. `until=None` means "up to the bar still
         forming now", i.e. closed bars only.
         """
-        self._check_timeframe(timeframe)
-        end_dt = as_utc(until, name="until") if until is not None else None
-        if end_dt is None:
-            end_dt = default_until(timeframe, self._clock())
-            if end_dt <= as_utc(since, name="since"):
-                return empty_candle_frame()
-        start, end = check_range(since, end_dt)
+        timeframe_seconds(timeframe)  # a malformed timeframe is refused as such first
+        window = fetch_window(self.name, timeframe, self.info.timeframes, since, until, self._clock)
+        if window is None:
+            return empty_candle_frame()
+        start, end = window
         unified = self._symbol(symbol)
         step_ms = timeframe_seconds(timeframe) * 1000
         cursor, end_ms = to_epoch_ms(start), to_epoch_ms(end)

@@ -25,17 +25,15 @@ from yfinance import exceptions as yfx
 from algotrendy.data.channels.base import ChannelInfo, ProgressCallback
 from algotrendy.data.channels.retry import RetryPolicy, Verdict, call_with_retry, one_line
 from algotrendy.data.normalise import (
-    as_utc,
     candle_frame,
-    check_range,
-    default_until,
-    empty_candle_frame,
+    fetch_window,
     is_intraday,
     restrict,
     utc_now,
 )
 from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import DataError, ParameterError, SourceUnavailableError
+from algotrendy.storage.base import empty_candle_frame
 
 SOURCE = "yfinance"
 # Our timeframe -> Yahoo chart `interval` (yfinance docs, `Ticker.history(interval=...)`).
@@ -141,15 +139,10 @@ class YFinanceChannel:
         serves 1m bars for the last ~30 days only and other intraday bars for ~60 days
         (730 for 1h); outside that window it returns nothing, reported as an error here.
         """
-        if timeframe not in INTERVALS:
-            raise ParameterError(
-                f"{SOURCE}: timeframe {timeframe!r} not served; available: {', '.join(INTERVALS)}"
-            )
-        if until is None:
-            until = default_until(timeframe, self._clock())
-            if until <= as_utc(since, name="since"):
-                return empty_candle_frame()
-        start, end = check_range(since, until)
+        window = fetch_window(SOURCE, timeframe, INTERVALS, since, until, self._clock)
+        if window is None:
+            return empty_candle_frame()
+        start, end = window
         ticker = self._ticker(symbol)
         what = f"fetch {timeframe} candles for {symbol} from {start:%Y-%m-%d %H:%M} UTC"
         raw = self._call(
