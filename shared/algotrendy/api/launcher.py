@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -270,15 +270,17 @@ class LocalBacktestLauncher:
             "n_skipped": plan.n_skipped,
             "n_tasks": plan.n_tasks,
             "n_chunks": len(plan.chunks),
-            "best": None
-            if not results
-            else {
-                "symbol": results[0].symbol,
-                "params": results[0].params,
-                "metrics": results[0].metrics,
-            },
+            "best": _best(results),
         }
         return summary, results
+
+
+def _best(results: Sequence[ResultInput]) -> dict[str, Any] | None:
+    """The top-ranked result's summary (results come ranked), None when there is none."""
+    if not results:
+        return None
+    top = results[0]
+    return {"symbol": top.symbol, "params": top.params, "metrics": top.metrics}
 
 
 _SFN_STATUS = {
@@ -397,12 +399,6 @@ class StepFunctionsBacktestLauncher:
             "metric": output.get("metric"),
             "n_results": output.get("row_count"),
             "ranking": output.get("ranking"),
-            "best": None
-            if not results
-            else {
-                "symbol": results[0].symbol,
-                "params": results[0].params,
-                "metrics": results[0].metrics,
-            },
+            "best": _best(results),
         }
         return summary, results
