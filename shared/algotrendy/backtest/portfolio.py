@@ -64,7 +64,7 @@ from algotrendy.backtest.fills import (
 )
 from algotrendy.backtest.metrics import compute_metrics, drawdown
 from algotrendy.backtest.result import TRADE_COLUMNS
-from algotrendy.data.loaders import load_ohlcv
+from algotrendy.data.loaders import to_bars
 from algotrendy.domain.bars import Bars
 from algotrendy.errors import DataError, ParameterError
 from algotrendy.strategies import Strategy, StrategyParams, get_strategy
@@ -186,20 +186,12 @@ class _Book:
 
 
 def _bars_of(sleeve: Sleeve, label: str) -> Bars:
-    data = sleeve.data
-    if isinstance(data, Bars):
-        if len(data) == 0:
-            raise DataError(f"{label}: no rows")
-        t = data.time.astype("datetime64[ns]").view(np.int64)
+    bars = to_bars(sleeve.data, label)
+    if isinstance(sleeve.data, Bars):  # a frame was checked by load_ohlcv already
+        t = bars.time.astype("datetime64[ns]").view(np.int64)
         if t.shape[0] > 1 and bool((np.diff(t) <= 0).any()):
             raise DataError(f"{label}: bar times must be strictly increasing")
-        return data
-    if isinstance(data, pd.DataFrame):
-        try:
-            return Bars.from_frame(load_ohlcv(data))
-        except DataError as exc:
-            raise DataError(f"{label}: {exc}") from exc
-    raise DataError(f"{label}: data must be a DataFrame or Bars, got {type(data).__name__}")
+    return bars
 
 
 def _prepare(sleeves: Sequence[Sleeve]) -> list[_Book]:

@@ -266,20 +266,9 @@ def load_bars(data: DataSource, symbol: str) -> Bars:
         raw = data[symbol]
     else:
         raw = data(symbol)
-    if isinstance(raw, Bars):
-        if len(raw) == 0:
-            raise DataError(f"{symbol}: no rows")
-        return raw
-    import pandas as pd
+    from algotrendy.data.loaders import to_bars  # pandas: not for the plan step
 
-    from algotrendy.data.loaders import load_ohlcv
-
-    if isinstance(raw, pd.DataFrame):
-        try:
-            return Bars.from_frame(load_ohlcv(raw))
-        except DataError as exc:
-            raise DataError(f"{symbol}: {exc}") from exc
-    raise DataError(f"{symbol}: expected a DataFrame or Bars, got {type(raw).__name__}")
+    return to_bars(raw, symbol)
 
 
 def run_chunk(

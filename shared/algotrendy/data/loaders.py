@@ -52,6 +52,22 @@ def load_ohlcv(source: str | Path | pd.DataFrame, *, validate: bool = True) -> p
     return df
 
 
+def to_bars(data: object, label: str) -> Bars:
+    """`data` (a DataFrame or `Bars`) as `Bars`, for code handed candles in memory (sweeps,
+    portfolios). A frame goes through `load_ohlcv`, so bad data is refused as from a file,
+    with `label` (the symbol or sleeve) named."""
+    if isinstance(data, Bars):
+        if len(data) == 0:
+            raise DataError(f"{label}: no rows")
+        return data
+    if isinstance(data, pd.DataFrame):
+        try:
+            return Bars.from_frame(load_ohlcv(data))
+        except DataError as exc:
+            raise DataError(f"{label}: {exc}") from exc
+    raise DataError(f"{label}: expected a DataFrame or Bars, got {type(data).__name__}")
+
+
 def _read_file(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataError(f"{path}: file not found")
