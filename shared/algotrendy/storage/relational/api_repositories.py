@@ -82,16 +82,20 @@ class _Repo:
             _fix_times(row)
         return out
 
-
-class UserRepository(_Repo):
-    def create(self, username: str, password_hash: str, role: str) -> UserRow:
-        row = UserRow(username=username, password_hash=password_hash, role=role, active=True)
+    def _insert(self, row: R, conflict: str) -> R:
+        """Insert `row`; a unique key it breaks is a ConflictError saying `conflict`."""
         try:
             with self.session.begin() as s:
                 s.add(row)
         except IntegrityError as exc:
-            raise ConflictError(f"username {username!r} is taken") from exc
+            raise ConflictError(conflict) from exc
         return _fix_times(row)
+
+
+class UserRepository(_Repo):
+    def create(self, username: str, password_hash: str, role: str) -> UserRow:
+        row = UserRow(username=username, password_hash=password_hash, role=role, active=True)
+        return self._insert(row, f"username {username!r} is taken")
 
     def get(self, username: str) -> UserRow | None:
         with self.session() as s:
@@ -190,12 +194,7 @@ class RefreshTokenRepository(_Repo):
 class StrategyConfigRepository(_Repo):
     def create(self, **values: Any) -> StrategyConfigRow:
         row = StrategyConfigRow(**values)
-        try:
-            with self.session.begin() as s:
-                s.add(row)
-        except IntegrityError as exc:
-            raise ConflictError(f"a strategy named {values.get('name')!r} exists") from exc
-        return _fix_times(row)
+        return self._insert(row, f"a strategy named {values.get('name')!r} exists")
 
     def get(self, strategy_id: int) -> StrategyConfigRow | None:
         with self.session() as s:
