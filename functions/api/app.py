@@ -20,6 +20,7 @@ import gc
 # built, then everything built so far is frozen out of later collections (end of file).
 gc.disable()
 
+import threading
 from typing import Any
 
 from aws_lambda_powertools import Tracer
@@ -31,11 +32,30 @@ from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 from algotrendy.api import create_app
 from algotrendy.api.observability import logger
 
-# Traced: botocore (SQS, SSM, Step Functions) and the database (SQLAlchemy core).
-# Only what the function calls: Tracer's default patches, and so imports, every library
-# the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
-tracer = Tracer(patch_modules=["botocore", "sqlalchemy_core"])
-app = create_app()
+# Traced: the database (SQLAlchemy core) from the start, botocore (SQS, SSM, Step
+# Functions) from the first AWS client on. Only what the function calls: Tracer's default
+# patches, and so imports, every library the X-Ray SDK supports that is importable
+# (SQLAlchemy, httpx, requests...); patching botocore would import it at every cold start,
+# though most routes never call AWS.
+tracer = Tracer(patch_modules=["sqlalchemy_core"])
+_patch_lock = threading.Lock()
+_botocore_patched = False
+
+
+def traced_client(service: str) -> Any:
+    """`boto3.client(service)`, botocore patched for X-Ray before the first one is built
+    (patching the client class covers every client built after it)."""
+    global _botocore_patched
+    with _patch_lock:
+        if not _botocore_patched:
+            tracer.patch(["botocore"])
+            _botocore_patched = True
+    import boto3
+
+    return boto3.client(service)
+
+
+app = create_app(aws_client=traced_client)
 # Problem documents are text: without this Mangum would base64-encode every error body.
 asgi = Mangum(
     app, lifespan="off", text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"]

@@ -285,3 +285,127 @@ def test_the_collector_runs_again_after_the_import(function: str) -> None:
     enabled, frozen = run_probe(function, code)
     assert enabled is True
     assert frozen > 10_000  # the imported modules' objects, out of every later collection
+
+
+_API_WITHOUT_AWS = """
+import json, sys
+import app
+from types import SimpleNamespace
+context = SimpleNamespace(
+    function_name="footprint", function_version="$LATEST", memory_limit_in_mb=1024,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:footprint",
+    aws_request_id="00000000-0000-4000-8000-000000000000",
+    log_group_name="/aws/lambda/footprint", log_stream_name="footprint",
+    get_remaining_time_in_millis=lambda: 60_000,
+)
+replies = [app.handler(json.loads(open(path).read()), context)["statusCode"]
+           for path in sys.argv[1:]]
+print(json.dumps({"replies": replies, "modules": sorted(sys.modules)}))
+"""
+
+_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/algotrendy-orders-dev.fifo"
+_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:algotrendy-backtest-dev"
+
+
+def _api_env(tmp_path: Path) -> dict[str, str]:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    engine = create_db_engine(url)
+    upgrade_database(engine)
+    engine.dispose()
+    return {
+        "ALGOTRENDY_JWT_SECRET": "footprint-tests-secret-0123456789abcdef",
+        "ALGOTRENDY_DATABASE_URL": url,
+        "ALGOTRENDY_ORDERS_QUEUE_URL": _QUEUE_URL,
+        "ALGOTRENDY_BACKTEST_STATE_MACHINE_ARN": _MACHINE_ARN,
+        "ALGOTRENDY_WEBHOOK_CONFIG_PARAMETER": "/algotrendy/dev/webhooks",
+        "ALGOTRENDY_ADMIN_USERNAME": "admin",
+        "ALGOTRENDY_ADMIN_PASSWORD": "admin-bootstrap-password",
+        "ALGOTRENDY_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def test_api_routes_that_call_no_aws_load_no_aws_sdk(tmp_path: Path) -> None:
+    """/health and login never call AWS: with the orders queue, the state machine and the
+    webhook parameter all configured (so an eager composition root would build their
+    clients) and tracing on, neither the import nor these requests load the AWS SDK. No
+    moto here: it would import boto3 itself."""
+    events = [str(ROOT / "events" / f"{name}.json") for name in ("api_health", "api_login")]
+    env = lambda_env("api", _api_env(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", _API_WITHOUT_AWS, *events],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT / "functions" / "api",
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["replies"] == [200, 200]
+    modules = set(out["modules"])
+    assert "aws_xray_sdk" in _top(modules)  # tracing is on
+    # Powertools imports the bare `botocore` package (a few ms) to register its
+    # user-agent hook; the SDK itself is its session, client and boto3.
+    assert _top(modules) & {"boto3", "s3transfer"} == set()
+    assert modules & {"botocore.session", "botocore.client"} == set()
+
+
+_API_ORDER = """
+import json, sys
+import boto3
+from moto import mock_aws
+from types import SimpleNamespace
+context = SimpleNamespace(
+    function_name="footprint", function_version="$LATEST", memory_limit_in_mb=1024,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:footprint",
+    aws_request_id="00000000-0000-4000-8000-000000000000",
+    log_group_name="/aws/lambda/footprint", log_stream_name="footprint",
+    get_remaining_time_in_millis=lambda: 60_000,
+)
+login_event, order_event, queue_name = sys.argv[1:]
+with mock_aws():
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(
+        QueueName=queue_name,
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"},
+    )["QueueUrl"]
+    import app
+    login = app.handler(json.loads(open(login_event).read()), context)
+    token = json.loads(login["body"])["access_token"]
+    order = json.loads(open(order_event).read())
+    for headers in ("headers", "multiValueHeaders"):
+        auth = "Bearer " + token
+        order[headers]["Authorization"] = auth if headers == "headers" else [auth]
+    placed = app.handler(order, context)
+    import botocore.client
+    wrapped = hasattr(botocore.client.BaseClient._make_api_call, "__wrapped__")
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+print(json.dumps({"status": placed["statusCode"], "wrapped": wrapped,
+                  "messages": len(got.get("Messages", []))}))
+"""
+
+
+def test_api_order_route_builds_its_client_traced(tmp_path: Path) -> None:
+    """The first route that calls AWS builds the client, botocore patched for X-Ray
+    first (the X-Ray SDK wraps `BaseClient._make_api_call`), and the order reaches the
+    queue."""
+    fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = lambda_env("api", {**fake, **_api_env(tmp_path)})
+    args = [
+        str(ROOT / "events" / "api_login.json"),
+        str(ROOT / "events" / "api_place_order.json"),
+        _QUEUE_URL.rsplit("/", 1)[1],
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-c", _API_ORDER, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT / "functions" / "api",
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out == {"status": 202, "wrapped": True, "messages": 1}

@@ -31,6 +31,7 @@ from algotrendy.api.observability import logger
 from algotrendy.api.routes import admin, auth, backtests, health, market, orders, portfolio
 from algotrendy.api.routes import strategies as strategy_routes
 from algotrendy.api.routes import users as user_routes
+from algotrendy.aws_clients import ClientFactory, boto3_client
 from algotrendy.config import Settings, get_settings
 from algotrendy.errors import AlgoTrendyError
 
@@ -65,9 +66,11 @@ def create_app(
     context: ApiContext | Callable[[], ApiContext] | None = None,
     *,
     settings: Settings | None = None,
+    aws_client: ClientFactory | None = None,
 ) -> FastAPI:
     """The app. `context` is the composition root, or a factory called on first use (so
-    importing the Lambda module touches no database); by default built from settings."""
+    importing the Lambda module touches no database); by default built from settings,
+    with AWS clients from `aws_client` (`boto3.client` by default) built on first use."""
     cfg = settings or (context.settings if isinstance(context, ApiContext) else get_settings())
     app = FastAPI(
         title="AlgoTrendy API",
@@ -86,7 +89,11 @@ def create_app(
             return built[0]
         with lock:
             if not built:
-                built.append(factory() if factory is not None else build_context(cfg))
+                built.append(
+                    factory()
+                    if factory is not None
+                    else build_context(cfg, aws_client=aws_client or boto3_client)
+                )
             return built[0]
 
     app.state.context = get_context

@@ -35,6 +35,7 @@ from algotrendy.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLi
 from algotrendy.auth.passwords import PasswordHasher
 from algotrendy.auth.refresh import RefreshTokenService
 from algotrendy.auth.users import UserService
+from algotrendy.aws_clients import ClientFactory, LazyClient, boto3_client
 from algotrendy.config import Settings
 from algotrendy.messaging.base import Queue
 from algotrendy.storage.base import Cache, CandleStore
@@ -169,8 +170,12 @@ def build_context(
     db: Engine | None = None,
     hasher: PasswordHasher | None = None,
     migrate: bool | None = None,
+    aws_client: ClientFactory = boto3_client,
 ) -> ApiContext:
-    """The context for `settings` (see the module docstring for what is chosen when)."""
+    """The context for `settings` (see the module docstring for what is chosen when).
+
+    AWS clients are `LazyClient`s over `aws_client`: built by the first route that calls
+    AWS, so the routes that never do (most of them) load no AWS SDK."""
     from pathlib import Path
 
     from algotrendy.storage.relational import create_db_engine, upgrade_database
@@ -188,11 +193,9 @@ def build_context(
 
     queue: Queue | None = None
     if settings.orders_queue_url:
-        import boto3
-
         from algotrendy.messaging.sqs import SqsQueue
 
-        queue = SqsQueue(boto3.client("sqs"), settings.orders_queue_url)
+        queue = SqsQueue(LazyClient("sqs", aws_client), settings.orders_queue_url)
     elif local:
         from algotrendy.messaging.memory import InMemoryQueue
 
@@ -218,15 +221,13 @@ def build_context(
         candles=candles,
         cache=cache,
         limiter=limiter,
-        webhooks=build_webhook_publisher(settings),
+        webhooks=build_webhook_publisher(settings, lambda service: LazyClient(service, aws_client)),
         **parts,
     )
     launcher: BacktestLauncher | None = None
     if settings.backtest_state_machine_arn:
-        import boto3
-
         launcher = StepFunctionsBacktestLauncher(
-            boto3.client("stepfunctions"),
+            LazyClient("stepfunctions", aws_client),
             settings.backtest_state_machine_arn,
             ctx.backtests,
             chunk_size=lambda: int(ctx.setting("backtest_chunk_size")),
