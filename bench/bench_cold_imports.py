@@ -25,9 +25,9 @@ What each first invocation does (the fixtures of tests/functions):
   backtest_plan       events/backtest_plan.json: sample candles in S3, manifest written
   backtest_worker     events/backtest_worker.json: one chunk backtested on S3 candles
   backtest_aggregate  events/backtest_aggregate.json: the four chunks' rows ranked
-  signal_evaluator    events/signal_evaluator_batch.json: SQS, a local Parquet candle
-                      store standing in for QuestDB (so pyarrow is loaded here, unlike
-                      in Lambda); one record of the batch is poison and fails, as expected
+  signal_evaluator    events/signal_evaluator_batch.json: SQS, the QuestDB store over a
+                      fake PostgreSQL-wire connection serving the GOOG daily rows; one
+                      record of the batch is poison and fails, as expected
   api (health)        events/api_health.json
   api (login)         events/api_login.json: SQLite database, argon2 verification
   ingest              not invoked: its channels need the exchanges' network
@@ -166,10 +166,10 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     clock: str | None = None  # ISO time the handler's `now()` returns (the event's day)
     files: dict[str, str] = field(default_factory=dict)  # S3 key -> local file to upload
-    hide: bool = True  # hide NOT_IN_LAMBDA (False: the stand-in store needs pyarrow)
     # False: the invocation calls no AWS (API /health, login): no moto, and boto3 is not
     # charged to it; a route that called AWS anyway would fail (no network, no moto).
     calls_aws: bool = True
+    questdb_csv: str | None = None  # candles served by a fake QuestDB connection
 
 
 def _bucket() -> str:
@@ -235,13 +235,8 @@ def _aggregate_rows(workdir: Path) -> dict[str, str]:
 
 
 def _signal_store(workdir: Path) -> dict[str, str]:
-    """The GOOG daily bars in a local candle store and the strategy configs, as
-    tests/functions/test_signal_evaluator_handler.py deploys them."""
-    from algotrendy.data import load_ohlcv
-    from algotrendy.storage.local import LocalCandleStore
-
-    store = LocalCandleStore(workdir, fsync=False)
-    store.write(load_ohlcv(FIXTURES / "ohlcv" / "backtesting_GOOG_1d.csv"), "nasdaq", "GOOG", "1d")
+    """The strategy configs as tests/functions/test_signal_evaluator_handler.py deploys
+    them; the candles are served by `_serve_questdb` (the child's set-up)."""
     configs = workdir / "strategies.json"
     strategy = {
         "id": "goog-sma-10-20",
@@ -257,8 +252,7 @@ def _signal_store(workdir: Path) -> dict[str, str]:
     }
     configs.write_text(json.dumps({"version": 1, "strategies": [strategy]}))
     return {
-        "ALGOTRENDY_STAGE": "local",
-        "ALGOTRENDY_DATA_DIR": str(workdir),
+        "ALGOTRENDY_QUESTDB_URL": "http://127.0.0.1:9000",
         "ALGOTRENDY_STRATEGY_CONFIG_FILE": str(configs),
         "ALGOTRENDY_ORDERS_QUEUE_URL": _queue_url("algotrendy-orders-dev.fifo"),
         "ALGOTRENDY_SIGNALS_QUEUE_URL": _queue_url("algotrendy-signals-dev"),
@@ -316,7 +310,7 @@ def scenarios(workdir: Path, only: set[str] | None) -> list[Scenario]:
         out.append(
             Scenario("signal_evaluator", "signal_evaluator", "signal_evaluator_batch",
                      "sqs_signals", _signal_store(workdir), clock="2013-03-02T00:00:00+00:00",
-                     hide=False)
+                     questdb_csv=str(FIXTURES / "ohlcv" / "backtesting_GOOG_1d.csv"))
         )  # fmt: skip
     if wanted("webhook"):
         webhook_env = {
@@ -406,6 +400,51 @@ SETUPS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+def _serve_questdb(app: Any, csv_path: str) -> None:
+    """The evaluator's store as in AWS, `QuestDBCandleStore`, its PostgreSQL-wire
+    connection a fake that answers the read query with the GOOG daily rows (read here
+    with csv, so the set-up loads no pandas): the function's real read path, rows to
+    numpy `Bars`, runs without a server."""
+    import csv
+    from datetime import datetime
+
+    from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
+
+    with open(csv_path) as handle:
+        rows = [
+            (
+                datetime.fromisoformat(r["timestamp"]),
+                *(float(r[c]) for c in ("open", "high", "low", "close", "volume")),
+            )
+            for r in csv.DictReader(handle)
+        ]
+
+    class Result:
+        def __init__(self, found: list[tuple[Any, ...]]) -> None:
+            self.found = found
+
+        def fetchall(self) -> list[tuple[Any, ...]]:
+            return self.found
+
+    class Connection:
+        def execute(self, query: Any, params: Any = None) -> Result:
+            if query != READ_SQL:
+                return Result([])  # the schema's DDL
+            exchange, symbol, timeframe, lo, hi = params
+            wanted = (exchange, symbol, timeframe) == ("nasdaq", "GOOG", "1d")
+            return Result([r for r in rows if wanted and lo <= r[0] < hi])
+
+        def close(self) -> None:
+            pass
+
+    def build(settings: Any) -> QuestDBCandleStore:
+        return QuestDBCandleStore(
+            "http::addr=127.0.0.1:1;", "host=fake", connect=lambda conninfo: Connection()
+        )
+
+    app.build_candle_store = build
+
+
 def _heavy() -> list[str]:
     return [m for m in HEAVY if sys.modules.get(m) is not None]
 
@@ -413,8 +452,7 @@ def _heavy() -> list[str]:
 def child(spec_path: Path, out_path: Path) -> None:
     """Runs in the function's folder with its environment (see `invoke_once`)."""
     spec = json.loads(spec_path.read_text())
-    if spec["hide"]:
-        sys.modules.update(dict.fromkeys(NOT_IN_LAMBDA))
+    sys.modules.update(dict.fromkeys(NOT_IN_LAMBDA))
     sys.path.insert(0, os.getcwd())
     t0 = time.perf_counter()
     app = importlib.import_module("app")
@@ -438,6 +476,8 @@ def child(spec_path: Path, out_path: Path) -> None:
     mock = mock_aws()
     mock.start()
     SETUPS[spec["setup"]](spec)
+    if spec["questdb_csv"]:
+        _serve_questdb(app, spec["questdb_csv"])
     for value in vars(app).values():  # clients the module built at import, before moto
         if isinstance(value, BaseClient):
             patch_client(value)
@@ -492,7 +532,8 @@ def invoke_once(sc: Scenario, workdir: Path) -> dict[str, Any]:
     spec_path = workdir / f"{sc.label.replace(' ', '_')}.spec.json"
     out_path = workdir / f"{sc.label.replace(' ', '_')}.out.json"
     spec = {"setup": sc.setup, "env": sc.env, "files": sc.files, "event": sc.event,
-            "clock": sc.clock, "hide": sc.hide, "calls_aws": sc.calls_aws}  # fmt: skip
+            "clock": sc.clock, "calls_aws": sc.calls_aws,
+            "questdb_csv": sc.questdb_csv}  # fmt: skip
     spec_path.write_text(json.dumps(spec))
     out_path.unlink(missing_ok=True)
     env = {**function_env(function_dir), **FAKE_AWS, **sc.env}

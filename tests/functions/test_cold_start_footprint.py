@@ -409,3 +409,82 @@ def test_api_order_route_builds_its_client_traced(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.splitlines()[-1])
     assert out == {"status": 202, "wrapped": True, "messages": 1}
+
+
+def test_signal_evaluator_imports_no_pandas() -> None:
+    modules = imported_by("signal_evaluator")
+    assert "numpy" in modules  # Bars and the strategies' arrays
+    assert modules & {"pandas", "pyarrow", "numba", "questdb"} == set()
+
+
+# The store the function builds in AWS (QuestDB), its PGWire connection a fake serving
+# the GOOG fixture (read with csv: the set-up itself must load no pandas).
+_SIGNAL_SETUP = """
+    import csv
+    from datetime import datetime
+    import algotrendy.signals.wiring as signal_wiring
+    from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
+
+    with open({csv_path!r}) as handle:
+        rows = [
+            (datetime.fromisoformat(r["timestamp"]),
+             *(float(r[c]) for c in ("open", "high", "low", "close", "volume")))
+            for r in csv.DictReader(handle)
+        ]
+
+    class Result:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def fetchall(self):
+            return self.rows
+
+    class Connection:
+        def execute(self, query, params=None):
+            if query != READ_SQL:
+                return Result([])  # the schema DDL
+            exchange, symbol, timeframe, lo, hi = params
+            ok = (exchange, symbol, timeframe) == ("nasdaq", "GOOG", "1d")
+            return Result([r for r in rows if ok and lo <= r[0] < hi])
+
+        def close(self):
+            pass
+
+    signal_wiring.build_candle_store = lambda settings: QuestDBCandleStore(
+        "http::addr=127.0.0.1:1;", "host=fake", connect=lambda conninfo: Connection()
+    )
+    boto3.client("sqs", region_name="us-east-1").create_queue(
+        QueueName="algotrendy-orders-dev.fifo",
+        Attributes={{"FifoQueue": "true", "ContentBasedDeduplication": "false"}},
+    )
+"""
+
+
+def test_signal_evaluator_evaluates_the_sample_batch_without_pandas(tmp_path: Path) -> None:
+    """The sample batch against a QuestDB store: bars come as numpy arrays from the PGWire
+    rows (`read_bars`), so no DataFrame is built anywhere on the way to the intents."""
+    configs = tmp_path / "strategies.json"
+    configs.write_text(json.dumps({"version": 1, "strategies": [{
+        "id": "goog-sma-10-20", "name": "GOOG SMA 10/20", "strategy": "sma_cross",
+        "params": {"fast": 10, "slow": 20, "allow_short": True}, "exchange": "nasdaq",
+        "symbols": ["GOOG"], "timeframe": "1d", "account": "acct-1", "quantity": 5,
+        "max_signal_age_bars": None,
+    }]}))  # fmt: skip
+    setup = _SIGNAL_SETUP.format(
+        csv_path=str(ROOT / "tests" / "fixtures" / "ohlcv" / "backtesting_GOOG_1d.csv")
+    )
+    extra = {
+        "ALGOTRENDY_ORDERS_QUEUE_URL": (
+            "https://sqs.us-east-1.amazonaws.com/123456789012/algotrendy-orders-dev.fifo"
+        ),
+        "ALGOTRENDY_STRATEGY_CONFIG_FILE": str(configs),
+    }
+    reply, modules, by_setup = invoked("signal_evaluator", "signal_evaluator_batch", setup, extra)
+    assert [f["itemIdentifier"] for f in reply["batchItemFailures"]] == [
+        "0b0e2c1a-5f3d-4c7e-9a61-000000000003"  # the poison record only
+    ]
+    assert "pandas" not in _top(by_setup)  # else the check below would prove nothing
+    assert "algotrendy.signals.evaluator" in modules
+    assert "algotrendy.strategies.builtin" in modules  # a strategy ran
+    assert "psycopg" in _top(modules)  # the store's PGWire error types
+    assert _top(modules) & {"pandas", "pyarrow", "numba", "questdb"} == set()

@@ -2,6 +2,8 @@
 
 Backends:
 - `local`: LocalCandleStore in a temp folder;
+- `lazy`: the API's LazyCandleStore over a LocalCandleStore (it must delegate every
+  method of the port);
 - `questdb`: QuestDBCandleStore writing through the real `questdb` Sender over HTTP to a
   loopback ILP endpoint and reading through a PGWire stand-in, both backed by one table
   with QuestDB's dedup-upsert semantics (tests/storage/qdb_fake.py);
@@ -26,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qdb_fake import FakeQuestDB, IlpHttpServer
 
+from algotrendy.api.context import LazyCandleStore
+from algotrendy.domain.bars import Bars
 from algotrendy.errors import DataError
 from algotrendy.storage.base import CandleStore
 from algotrendy.storage.local import LocalCandleStore
@@ -42,10 +46,13 @@ class Backend:
     sync: Callable[[], None]
 
 
-@pytest.fixture(params=["local", "questdb", "questdb-live"])
+@pytest.fixture(params=["local", "lazy", "questdb", "questdb-live"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "local":
         yield Backend(LocalCandleStore(tmp_path), "binance", lambda: None)
+        return
+    if request.param == "lazy":
+        yield Backend(LazyCandleStore(lambda: LocalCandleStore(tmp_path)), "binance", lambda: None)
         return
     if request.param == "questdb":
         db = FakeQuestDB()
@@ -87,11 +94,86 @@ def assert_same(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
     np.testing.assert_array_equal(actual.to_numpy(), expected[COLUMNS].to_numpy())
 
 
+BAR_FIELDS = ("time", "open", "high", "low", "close", "volume")
+
+
+def read_bars_checked(
+    store: CandleStore,
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Bars:
+    """`read_bars` of a range, checked equal to `Bars.from_frame(read(...))` of the same
+    range: same dtypes (times datetime64[ns]), same values, each array contiguous."""
+    bars = store.read_bars(exchange, symbol, timeframe, start, end)
+    via_frame = Bars.from_frame(store.read(exchange, symbol, timeframe, start, end))
+    assert isinstance(bars, Bars)
+    for name in BAR_FIELDS:
+        got, want = getattr(bars, name), getattr(via_frame, name)
+        assert got.dtype == want.dtype, name
+        assert got.flags.c_contiguous, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert bars.time.dtype == np.dtype("datetime64[ns]")
+    assert all(getattr(bars, c).dtype == np.float64 for c in COLUMNS)
+    return bars
+
+
+def assert_bars_are(bars: Bars, expected: pd.DataFrame) -> None:
+    """`bars` hold the rows of `expected` (a candle frame built by the test)."""
+    want = pd.DatetimeIndex(expected.index).as_unit("ns").tz_convert("UTC").tz_localize(None)
+    np.testing.assert_array_equal(bars.time, want.to_numpy())
+    for c in COLUMNS:
+        np.testing.assert_array_equal(getattr(bars, c), expected[c].to_numpy(), err_msg=c)
+
+
 def test_write_then_read_returns_the_same_rows(backend: Backend) -> None:
     frame = candles(T0, 10)  # crosses 2024-01-01: two partitions in the local store
     assert backend.store.write(frame, backend.exchange, "BTC/USDT", "1h") == 10
     backend.sync()
     assert_same(backend.store.read(backend.exchange, "BTC/USDT", "1h"), frame)
+
+
+def test_read_bars_is_the_read_as_bars(backend: Backend) -> None:
+    frame = candles(T0, 10)
+    backend.store.write(frame, backend.exchange, "BTC/USDT", "1h")
+    backend.sync()
+    assert_bars_are(read_bars_checked(backend.store, backend.exchange, "BTC/USDT", "1h"), frame)
+
+
+def test_read_bars_ranges_are_start_inclusive_end_exclusive(backend: Backend) -> None:
+    frame = candles(T0, 10)
+    backend.store.write(frame, backend.exchange, "BTC/USDT", "1h")
+    backend.sync()
+    ex, t = backend.exchange, frame.index
+    start, end = t[2].to_pydatetime(), t[7].to_pydatetime()
+    eastern = start.astimezone(pd.Timestamp("2024-01-01", tz="America/New_York").tzinfo)
+    ranges: list[tuple[datetime | None, datetime | None, pd.DataFrame]] = [
+        (start, end, frame[2:7]),
+        (start, None, frame[2:]),
+        (None, end, frame[:7]),
+        (eastern, end, frame[2:7]),  # another zone, the same instants
+        (start, start + timedelta(microseconds=1), frame[2:3]),  # the evaluator's end bound
+        (t[-1].to_pydatetime() + timedelta(hours=1), None, frame[:0]),  # after the last bar
+        (start, start, frame[:0]),
+    ]
+    for lo, hi, expected in ranges:
+        bars = read_bars_checked(backend.store, ex, "BTC/USDT", "1h", lo, hi)
+        assert_bars_are(bars, expected)
+
+
+def test_read_bars_of_an_unknown_series_is_empty(backend: Backend) -> None:
+    backend.store.write(candles(T0, 3), backend.exchange, "BTC/USDT", "1h")
+    backend.sync()
+    for symbol, timeframe in (("NOPE/USDT", "1h"), ("BTC/USDT", "4h")):
+        bars = read_bars_checked(backend.store, backend.exchange, symbol, timeframe)
+        assert len(bars) == 0
+        assert all(getattr(bars, name).shape == (0,) for name in BAR_FIELDS)
+    ranged = read_bars_checked(
+        backend.store, backend.exchange, "NOPE/USDT", "1h", T0, T0 + timedelta(days=1)
+    )
+    assert len(ranged) == 0
 
 
 def test_unknown_series_reads_empty_and_has_no_last_timestamp(backend: Backend) -> None:
@@ -225,5 +307,7 @@ def test_store_behaves_like_last_write_wins_map(backend: Backend, writes) -> Non
     expected_times = [T0 + timedelta(hours=h) for h in sorted(model)]
     assert out.index.tolist() == expected_times
     assert out["close"].tolist() == [model[h] for h in sorted(model)]
+    bars = read_bars_checked(backend.store, backend.exchange, symbol, "1h")
+    assert bars.close.tolist() == [model[h] for h in sorted(model)]
     last = backend.store.last_timestamp(backend.exchange, symbol, "1h")
     assert last == expected_times[-1]

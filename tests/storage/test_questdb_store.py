@@ -9,8 +9,12 @@ produced by the client under test.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -362,3 +366,111 @@ def test_strided_columns_serialise_like_contiguous_ones() -> None:
         ),
     )
     assert bytes(buffer) == expected_ilp()
+
+
+class _Rows:
+    """A PGWire stand-in answering READ_SQL with fixed rows, recording each query."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], calls: list[Any]) -> None:
+        self.rows, self.calls = rows, calls
+
+    def execute(self, query: Any, params: Any = None) -> Any:
+        self.calls.append((query, params))
+        rows = self.rows if query == READ_SQL else []
+
+        class Result:
+            def fetchall(self) -> list[Any]:
+                return rows
+
+        return Result()
+
+    def close(self) -> None:
+        return None
+
+
+def test_read_bars_turns_pgwire_rows_into_bars() -> None:
+    paris = pd.Timestamp("2024-01-01", tz="Europe/Paris").tzinfo
+    rows = [
+        (datetime(2024, 1, 1, 0), 1.0, 2.0, 0.5, 1.5, 10.0),
+        (datetime(2024, 1, 1, 1, 0, 0, 250), 1.5, 2.5, 1.0, 2.0, 20.0),  # microseconds kept
+        (datetime(2024, 1, 1, 3, tzinfo=paris), 2.0, 3.0, 1.5, 2.5, 30.0),  # 02:00 UTC
+    ]
+    calls: list[Any] = []
+    store = QuestDBCandleStore("http::addr=127.0.0.1:1;", "x", connect=lambda _: _Rows(rows, calls))
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    bars = store.read_bars("binance", "BTC/USDT", "1h", start=start)
+    assert bars.time.dtype == np.dtype("datetime64[ns]")
+    assert bars.time.tolist() == [  # datetime64[ns] lists as integer nanoseconds
+        1_704_067_200 * 10**9,
+        1_704_070_800 * 10**9 + 250_000,
+        1_704_074_400 * 10**9,
+    ]
+    assert bars.open.tolist() == [1.0, 1.5, 2.0]
+    assert bars.high.tolist() == [2.0, 2.5, 3.0]
+    assert bars.low.tolist() == [0.5, 1.0, 1.5]
+    assert bars.close.tolist() == [1.5, 2.0, 2.5]
+    assert bars.volume.tolist() == [10.0, 20.0, 30.0]
+    assert all(getattr(bars, c).flags.c_contiguous for c in ("open", "close", "volume"))
+    # The frame read, from the same rows, says the same.
+    frame_out = store.read("binance", "BTC/USDT", "1h", start=start)
+    assert frame_out.index.tolist() == [
+        pd.Timestamp("2024-01-01 00:00", tz="UTC"),
+        pd.Timestamp("2024-01-01 01:00:00.000250", tz="UTC"),
+        pd.Timestamp("2024-01-01 02:00", tz="UTC"),
+    ]
+    assert frame_out["volume"].tolist() == [10.0, 20.0, 30.0]
+    reads = [c for c in calls if c[0] == READ_SQL]
+    assert (
+        reads
+        == [(READ_SQL, ("binance", "BTC/USDT", "1h", datetime(2024, 1, 1), datetime(9999, 12, 31)))]
+        * 2
+    )
+
+
+def test_read_bars_of_no_rows_is_empty_bars() -> None:
+    store = QuestDBCandleStore("http::addr=127.0.0.1:1;", "x", connect=lambda _: _Rows([], []))
+    bars = store.read_bars("binance", "BTC/USDT", "1h")
+    assert len(bars) == 0
+    assert bars.time.dtype == np.dtype("datetime64[ns]")
+    assert bars.close.dtype == np.float64
+    assert bars.close.shape == (0,)
+
+
+def test_reading_bars_loads_no_pandas() -> None:
+    """The signal evaluator's read: importing the store and reading bars must not import
+    pandas (nor pyarrow): both are blocked in a fresh interpreter, so an import fails."""
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from datetime import datetime
+        sys.modules["pandas"] = None
+        sys.modules["pyarrow"] = None
+        from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
+
+        class Result:
+            def __init__(self, rows):
+                self.rows = rows
+
+            def fetchall(self):
+                return self.rows
+
+        class Connection:
+            def execute(self, query, params=None):
+                row = (datetime(2024, 1, 1), 1.0, 2.0, 0.5, 1.5, 10.0)
+                return Result([row] if query == READ_SQL else [])
+
+            def close(self):
+                pass
+
+        store = QuestDBCandleStore("http::addr=127.0.0.1:1;", "x", connect=lambda _: Connection())
+        bars = store.read_bars("binance", "BTC/USDT", "1h")
+        loaded = sorted({m.split(".")[0] for m in sys.modules if sys.modules[m] is not None})
+        print(json.dumps([len(bars), bars.close.tolist(), loaded]))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n, close, loaded = json.loads(out.stdout.splitlines()[-1])
+    assert (n, close) == (1, [1.5])
+    assert "numpy" in loaded
+    assert {"pandas", "pyarrow", "questdb"} & set(loaded) == set()

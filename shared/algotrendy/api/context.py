@@ -53,6 +53,8 @@ from algotrendy.webhooks.store import WebhookConfigPublisher
 if TYPE_CHECKING:
     import pandas as pd
 
+    from algotrendy.domain.bars import Bars
+
 # Runtime settings an admin may change through PUT /config (stored in `configurations`,
 # overriding the environment). Each is validated with the Settings field's own rules.
 RUNTIME_KEYS = (
@@ -107,10 +109,11 @@ class ApiContext:
 
 
 class LazyCandleStore:
-    """The candle store, built on its first use. Both adapters import pandas (and the
-    Parquet one pyarrow, the QuestDB one its driver): built with the context, they would
-    load it on the first request of every container, whatever the route; most routes
-    (auth, orders, positions, configs) never read a candle."""
+    """The candle store, built on its first use. Both adapters import numpy (the Parquet
+    one pandas and pyarrow too, the QuestDB one pandas and its driver when used): built
+    with the context, they would load them on the first request of every container,
+    whatever the route; most routes (auth, orders, positions, configs) never read a
+    candle."""
 
     def __init__(self, build: Callable[[], CandleStore]) -> None:
         self._build = build
@@ -144,6 +147,16 @@ class LazyCandleStore:
         end: datetime | None = None,
     ) -> pd.DataFrame:
         return self.built().read(exchange, symbol, timeframe, start, end)
+
+    def read_bars(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Bars:
+        return self.built().read_bars(exchange, symbol, timeframe, start, end)
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
         return self.built().last_timestamp(exchange, symbol, timeframe)

@@ -14,6 +14,10 @@ Daily and longer equity/forex bars are labelled with their *trading date* at 00:
 not with the exchange's local midnight converted to UTC (which would read 04:00/05:00 UTC
 for New York). That is how ``load_ohlcv`` reads daily CSV files and how exchanges label
 daily crypto candles, so one daily series looks the same whichever way it came in.
+
+pandas is imported by the frame functions only: the timeframe arithmetic here
+(`timeframe_seconds`, `parse_timeframe`) is what the signal evaluator needs of this
+module, and it runs without pandas.
 """
 
 from __future__ import annotations
@@ -21,15 +25,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
-import pandas as pd
 
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError, ParameterError
 from algotrendy.storage.base import empty_candle_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TIMEFRAME_RE = re.compile(r"^(\d+)([smhdwMy])$")
 # Seconds per unit, as ccxt's Exchange.parse_timeframe (month = 30 days, year = 365 days).
@@ -55,12 +61,30 @@ def timeframe_seconds(timeframe: str) -> int:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+_CALENDAR_UNITS: Final = frozenset({"M", "y"})
+
+
+def parse_timeframe(timeframe: str) -> timedelta | None:
+    """Duration of one bar for a ccxt-style timeframe (`1m`, `15m`, `1h`, `1d`, `1w`), or
+    None for calendar units (`1M`, `1y`) whose bars differ in length, so no gap can be
+    counted against them. Accepted spellings are those of `timeframe_seconds`, which
+    raises a ParameterError naming a bad one; as in ccxt, `1m` is a minute and `1M` a
+    month.
+    """
+    seconds = timeframe_seconds(timeframe)
+    if timeframe.strip()[-1] in _CALENDAR_UNITS:
+        return None
+    return timedelta(seconds=seconds)
+
+
 def is_intraday(timeframe: str) -> bool:
     return timeframe_seconds(timeframe) < 86_400
 
 
 def as_utc(moment: datetime | pd.Timestamp | str, *, name: str = "time") -> datetime:
     """An aware UTC datetime; naive input is *taken* as UTC (the platform's convention)."""
+    import pandas as pd
+
     try:
         ts = pd.Timestamp(moment)
     except (ValueError, TypeError) as exc:
@@ -136,6 +160,8 @@ def candles_from_rows(
 ) -> pd.DataFrame:
     """Candle frame from ``[time, open, high, low, close, volume]`` rows (ccxt's OHLCV
     layout; numbers may arrive as strings, as Binance and Kraken send them)."""
+    import pandas as pd
+
     if len(rows) == 0:
         return empty_candle_frame()
     for pos, row in enumerate(rows):
@@ -162,6 +188,8 @@ def candle_frame(
     column becomes 0.0 (forex quotes have none). With `date_only` the index is reduced to
     its local calendar date at 00:00 UTC (see module docstring on daily labels).
     """
+    import pandas as pd
+
     body = frame.rename(columns=columns or {})
     missing = [c for c in CANDLE_FRAME_COLUMNS[:4] if c not in body.columns]
     if missing:
@@ -188,6 +216,8 @@ def candle_frame(
 
 def restrict(frame: pd.DataFrame, since: datetime, until: datetime) -> pd.DataFrame:
     """Rows with open time in [since, until), the range contract of ``fetch_ohlcv``."""
+    import pandas as pd
+
     start, end = pd.Timestamp(as_utc(since)), pd.Timestamp(as_utc(until))
     index = pd.DatetimeIndex(frame.index)
     return frame[(index >= start) & (index < end)]

@@ -23,13 +23,12 @@ serialise 1M candles in under a second (bench/bench_ingest.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from algotrendy.data.normalise import timeframe_seconds
+from algotrendy.data.normalise import parse_timeframe
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import ParameterError
 
@@ -39,8 +38,6 @@ OHLC_INCONSISTENT: Final = "ohlc_inconsistent"
 DUPLICATE: Final = "duplicate"
 REASONS: Final = (BAD_PRICE, BAD_VOLUME, OHLC_INCONSISTENT, DUPLICATE)
 
-_CALENDAR_UNITS: Final = frozenset({"M", "y"})
-
 # Binance and most exchanges open weekly bars on Monday 00:00 UTC; 1970-01-01 was a
 # Thursday, so the weekly grid starts 4 days after the epoch.
 _WEEK_ORIGIN_NS: Final = 4 * 86_400 * 10**9
@@ -49,19 +46,6 @@ _WEEK_ORIGIN_NS: Final = 4 * 86_400 * 10**9
 _MAD_TO_Z: Final = 0.6745
 _MEANAD_TO_SIGMA: Final = 1.253314
 _MIN_RETURNS_FOR_OUTLIERS: Final = 20
-
-
-def parse_timeframe(timeframe: str) -> timedelta | None:
-    """Duration of one bar for a ccxt-style timeframe (`1m`, `15m`, `1h`, `1d`, `1w`), or
-    None for calendar units (`1M`, `1y`) whose bars differ in length, so no gap can be
-    counted against them. Accepted spellings are those of
-    `algotrendy.data.normalise.timeframe_seconds`, which raises a ParameterError naming
-    a bad one; as in ccxt, `1m` is a minute and `1M` a month.
-    """
-    seconds = timeframe_seconds(timeframe)
-    if timeframe.strip()[-1] in _CALENDAR_UNITS:
-        return None
-    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,10 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from algotrendy.domain.bars import Bars
 from algotrendy.domain.orders import OrderIntent, OrderType, Side
@@ -143,31 +142,43 @@ def _configs_for(
     )
 
 
+def _utc64(moment: datetime) -> np.datetime64:
+    """`moment` (aware) as naive-UTC datetime64[us], comparable with `Bars.time` of any
+    unit (numpy compares across units exactly)."""
+    return np.datetime64(moment.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def _iso(opened: np.datetime64) -> str:
+    """A bar's open time as ISO 8601 UTC, spelt as the message's own times are."""
+    moment: datetime = opened.astype("datetime64[us]").item()
+    return moment.replace(tzinfo=UTC).isoformat()
+
+
 def load_window(candles: CandleStore, message: CandlesClosed, bars_before: int) -> tuple[Bars, int]:
     """Closed bars up to and including `last_bar`, with at least `bars_before` bars before
     `new_since` when the store has them; returns the bars and the index of the first new
     bar. Reads by time (the store's port), widening the range when gaps (weekends,
-    holidays, outages) leave too few bars."""
+    holidays, outages) leave too few bars. Bars, not a frame: the evaluator's whole path
+    runs without pandas (cold start of the evaluator function)."""
     bar = bar_length(message.timeframe)
-    end = message.last_bar + timedelta(microseconds=1)  # read() is [start, end)
+    end = message.last_bar + timedelta(microseconds=1)  # read_bars() is [start, end)
     span = bar * max(int(bars_before * _SLACK), 1)
-    frame = pd.DataFrame()
+    new_since, last_bar = _utc64(message.new_since), _utc64(message.last_bar)
     for attempt in range(_MAX_WIDENINGS + 1):
         start = message.new_since - span
-        frame = candles.read(message.exchange, message.symbol, message.timeframe, start, end)
-        before = int((frame.index < pd.Timestamp(message.new_since)).sum())
+        bars = candles.read_bars(message.exchange, message.symbol, message.timeframe, start, end)
+        before = int(np.count_nonzero(bars.time < new_since))
         if before >= bars_before or attempt == _MAX_WIDENINGS:
             break
         span *= 4
-    if not len(frame) or frame.index[-1] != pd.Timestamp(message.last_bar):
-        have = "no bars" if not len(frame) else f"the newest bar opens {frame.index[-1]}"
+    if not len(bars) or bars.time[-1] != last_bar:
+        have = "no bars" if not len(bars) else f"the newest bar opens {_iso(bars.time[-1])}"
         raise CandlesNotReadyError(
             f"{message.series}: store {getattr(candles, 'name', '?')} has {have}; "
             f"the message announces the bar opening {message.last_bar.isoformat()}"
         )
-    opens = pd.DatetimeIndex(frame.index)
-    first_new = int(opens.searchsorted(pd.Timestamp(message.new_since), side="left"))
-    return Bars.from_frame(frame), first_new
+    first_new = int(np.searchsorted(bars.time, new_since, side="left"))
+    return bars, first_new
 
 
 def _target_before(signals: np.ndarray, stop: int) -> float:

@@ -38,7 +38,9 @@ class CandlesClosed(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        from algotrendy.data.validation import parse_timeframe
+        # normalise's, not validation's (which loads pandas): every message the evaluator
+        # receives is validated here.
+        from algotrendy.data.normalise import parse_timeframe
 
         bar = parse_timeframe(self.timeframe)  # ParameterError (ValueError) on a bad spelling
         if self.new_since > self.last_bar:
@@ -100,8 +102,7 @@ class CandlesClosed(BaseModel):
         new_since: datetime | None = None,
     ) -> CandlesClosed:
         """The message for a series whose newest closed bar opened at `last_bar`."""
-        from algotrendy.data.normalise import timeframe_seconds
-        from algotrendy.data.validation import parse_timeframe
+        from algotrendy.data.normalise import parse_timeframe, timeframe_seconds
 
         bar = parse_timeframe(timeframe) or timedelta(seconds=timeframe_seconds(timeframe))
         return cls(

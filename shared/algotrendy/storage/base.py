@@ -25,6 +25,8 @@ from algotrendy.errors import AlgoTrendyError, DataError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from algotrendy.domain.bars import Bars
+
 
 class StoreError(AlgoTrendyError):
     """A store refused or failed an operation (bad schema, rejected write). The message
@@ -46,6 +48,9 @@ class CandleStore(Protocol):
       row per timestamp, the last write winning;
     - `read` returns the rows with open time in [start, end), sorted, in the candle-frame
       shape (an empty frame of that shape when there is nothing);
+    - `read_bars` returns the same rows as `Bars` (`Bars.from_frame(read(...))`, times
+      datetime64[ns]): consumers that only run strategies (the signal evaluator) then
+      need no pandas, and an adapter that reads rows (QuestDB) builds the arrays directly;
     - `last_timestamp` is the open time of the newest stored bar, so an ingest can resume.
     """
 
@@ -64,6 +69,15 @@ class CandleStore(Protocol):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame: ...
+
+    def read_bars(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Bars: ...
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None: ...
 

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from algotrendy.data.validation import parse_timeframe
+from algotrendy.domain.bars import Bars
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError
 from algotrendy.storage.base import StoreError, check_candle_frame, empty_candle_frame, utc
@@ -189,6 +190,18 @@ class LocalCandleStore:
         )
         data = {c: table.column(c).to_numpy() for c in CANDLE_FRAME_COLUMNS}
         return pd.DataFrame(data, index=index, copy=False)
+
+    def read_bars(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Bars:
+        # Through the frame: this store needs pandas and pyarrow anyway, and the frame it
+        # builds wraps the Arrow buffers without copying.
+        return Bars.from_frame(self.read(exchange, symbol, timeframe, start, end))
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
         parts = self._partitions(self.series_dir(exchange, symbol, timeframe))

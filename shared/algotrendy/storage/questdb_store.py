@@ -15,6 +15,10 @@ has no dedup keys.
 
 QuestDB sends TIMESTAMP over PGWire without a zone; values are UTC, so bind parameters are
 naive UTC datetimes and results are localised to UTC.
+
+pandas (and `algotrendy.data.enrich`, which needs it) is imported by the write and the
+frame read only: `read_bars` builds numpy arrays straight from the PGWire rows, so the
+signal evaluator, which reads bars and never a frame, runs without pandas.
 """
 
 from __future__ import annotations
@@ -24,21 +28,23 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import numpy as np
-import pandas as pd
+import numpy.typing as npt
 
-from algotrendy.data.enrich import IDENTITY_COLUMNS, enrich_candles
+from algotrendy.domain.bars import Bars
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.storage.base import (
     StoreError,
     StoreUnavailableError,
     check_candle_frame,
-    empty_candle_frame,
     utc,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OHLCV_TABLE: Final = "ohlcv"
 
@@ -122,6 +128,8 @@ def fill_ilp_buffer(buffer: Any, rows: pd.DataFrame) -> None:
     """Serialise enriched candle rows (`algotrendy.data.enrich.ENRICHED_COLUMNS`) into a
     `questdb` Buffer: table `ohlcv`, identity columns as SYMBOLs, `ts` as the designated
     timestamp. The one place that decides the bytes the store sends."""
+    from algotrendy.data.enrich import IDENTITY_COLUMNS
+
     buffer.dataframe(rows, table_name=OHLCV_TABLE, symbols=list(IDENTITY_COLUMNS), at="ts")
 
 
@@ -246,6 +254,8 @@ class QuestDBCandleStore:
     def write(self, frame: pd.DataFrame, exchange: str, symbol: str, timeframe: str) -> int:
         from questdb import QuestDBError, Sender
 
+        from algotrendy.data.enrich import enrich_candles
+
         where = f"{self.name} store {exchange} {symbol} {timeframe}"
         check_candle_frame(frame, where)
         if not len(frame):
@@ -297,18 +307,46 @@ class QuestDBCandleStore:
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> pd.DataFrame:
+        import pandas as pd
+
+        times, values = self._read_arrays(exchange, symbol, timeframe, start, end)
+        index = pd.DatetimeIndex(times, name="time").tz_localize("UTC")
+        return pd.DataFrame(values.T, index=index, columns=list(CANDLE_FRAME_COLUMNS))
+
+    def read_bars(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> Bars:
+        times, values = self._read_arrays(exchange, symbol, timeframe, start, end)
+        open_, high, low, close, volume = values
+        return Bars(time=times, open=open_, high=high, low=low, close=close, volume=volume)
+
+    def _read_arrays(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[np.float64]]:
+        """Open times (naive UTC datetime64[ns]) and a C-ordered (5, n) float64 array of
+        open/high/low/close/volume: each row is one contiguous column, as `Bars` wants.
+        The one conversion of PGWire rows, so `read` and `read_bars` cannot disagree."""
         self.ensure_schema()
         lo = _MIN_TS if start is None else utc(start).replace(tzinfo=None)
         hi = _MAX_TS if end is None else utc(end).replace(tzinfo=None)
         records = self._query(READ_SQL, (exchange, symbol, timeframe, lo, hi))
-        if not records:
-            return empty_candle_frame()
-        ts = pd.DatetimeIndex([r[0] for r in records], name="time").as_unit("ns")
         # TIMESTAMP arrives without a zone (UTC by QuestDB's convention); accept a zoned
-        # value too, should a server version send timestamptz.
-        index = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
-        values = np.array([r[1:] for r in records], dtype=np.float64)
-        return pd.DataFrame(values, index=index, columns=list(CANDLE_FRAME_COLUMNS))
+        # value too, should a server version send timestamptz. Python datetimes carry
+        # microseconds, TIMESTAMP's resolution, so the us -> ns cast is exact.
+        stamps = [r[0] if r[0].tzinfo is None else utc(r[0]).replace(tzinfo=None) for r in records]
+        times = np.array(stamps, dtype="datetime64[us]").astype("datetime64[ns]")
+        values = np.array([r[1:] for r in records], dtype=np.float64).reshape(len(records), 5)
+        return times, np.ascontiguousarray(values.T)
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
         self.ensure_schema()
@@ -344,6 +382,8 @@ def _conf_addr(conf: str) -> str:
 def _last_per_time(frame: pd.DataFrame) -> pd.DataFrame:
     """Sorted rows with one row per open time, the last given winning (the same rule
     QuestDB's dedup applies across writes, made explicit within one write)."""
+    import pandas as pd
+
     index = pd.DatetimeIndex(frame.index)
     if index.is_monotonic_increasing and index.is_unique:
         return frame
