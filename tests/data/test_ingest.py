@@ -22,8 +22,8 @@ from algotrendy.cli import ingest as cli_ingest
 from algotrendy.data.channels.base import CandleChannel, ChannelInfo
 from algotrendy.data.ingest import IngestRequest, IngestService
 from algotrendy.data.manager import all_health
+from algotrendy.data.normalise import parse_timeframe
 from algotrendy.data.pipeline import CandlePipeline
-from algotrendy.data.validation import parse_timeframe
 from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import ParameterError, SourceUnavailableError
 from algotrendy.storage.cache import MemoryCache

@@ -176,8 +176,8 @@ def _ingest(
 
     from algotrendy.data.ingest import IngestRequest, IngestService
     from algotrendy.data.manager import track_health
+    from algotrendy.data.normalise import parse_timeframe
     from algotrendy.data.pipeline import CandlePipeline
-    from algotrendy.data.validation import parse_timeframe
 
     # Cheap checks first: a typo is reported before any connection is opened.
     since = _when(since_text, "--since")

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from algotrendy.data.channels.base import CandleChannel, Channel
-from algotrendy.data.normalise import default_until, timeframe_seconds
-from algotrendy.data.validation import ValidationReport, find_gaps, parse_timeframe
+from algotrendy.data.normalise import default_until, parse_timeframe, timeframe_seconds
+from algotrendy.data.validation import ValidationReport, find_gaps
 from algotrendy.errors import ParameterError
 from algotrendy.storage.base import utc
 

@@ -20,12 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from algotrendy.data.validation import (
-    ValidationConfig,
-    ValidationReport,
-    parse_timeframe,
-    validate_candles,
-)
+from algotrendy.data.normalise import parse_timeframe
+from algotrendy.data.validation import ValidationConfig, ValidationReport, validate_candles
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError
 from algotrendy.storage.base import LatestPrice, get_latest_price, put_latest_price, utc

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from algotrendy.data.validation import parse_timeframe
+from algotrendy.data.normalise import parse_timeframe
 from algotrendy.domain.bars import Bars
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError
