@@ -2,8 +2,10 @@
 
 Input: the plan step's reply (``run_id, bucket, rows_prefix, ranking_key, chunk_count,
 metric, top``). Every worker wrote its rows to ``rows_prefix``; this step reads them all,
-ranks them with the library's `aggregate` (the same ranking as a local sweep), writes the
-full ranking to ``ranking_key`` as CSV and returns the top rows.
+ranks them with the library's `rank_rows` (the ranking of a local sweep's `aggregate`),
+writes the full ranking to ``ranking_key`` as CSV and returns the top rows. Neither
+pandas nor numpy is loaded: the CSV is the one `DataFrame.to_csv` wrote, produced with
+the csv module (`Ranking.to_csv`).
 
 The Map fails the execution if any chunk failed, so reaching this step means every chunk
 succeeded; the count of row files is still checked against the plan, so a ranking can
@@ -20,16 +22,14 @@ import gc
 # built, then everything built so far is frozen out of later collections (end of file).
 gc.disable()
 
-import math
 from typing import Any
 
 import boto3
-import pandas as pd
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from algotrendy.backtest.sweep import SweepRow, aggregate
+from algotrendy.backtest.ranking import SweepRow, rank_rows
 from algotrendy.errors import DataError, input_refused
 
 logger = Logger()
@@ -80,30 +80,18 @@ def read_rows(bucket: str, prefix: str, expected: int) -> list[SweepRow]:
     return rows
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for rec in frame.to_dict(orient="records"):
-        out.append(
-            {
-                str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in rec.items()
-            }
-        )
-    return out
-
-
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     parsed = _parse(event)
     logger.append_keys(run_id=parsed.run_id)
     rows = read_rows(parsed.bucket, parsed.rows_prefix, parsed.chunk_count)
-    ranking = aggregate(rows, metric=parsed.metric)
+    ranking = rank_rows(rows, metric=parsed.metric)
 
     s3.put_object(
         Bucket=parsed.bucket,
         Key=parsed.ranking_key,
-        Body=ranking.to_csv(index=False).encode(),
+        Body=ranking.to_csv().encode(),
         ContentType="text/csv",
     )
     logger.info("sweep ranked", extra={"row_count": len(ranking)})
@@ -112,7 +100,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "metric": parsed.metric,
         "row_count": len(ranking),
         "ranking": {"bucket": parsed.bucket, "key": parsed.ranking_key},
-        "top": _records(ranking.head(parsed.top)),
+        "top": ranking.records(parsed.top),
     }
 
 

@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from algotrendy.backtest.config import BacktestConfig
-from algotrendy.backtest.metrics import METRICS
+from algotrendy.backtest.metric_names import METRICS
 from algotrendy.backtest.sweep import plan_sweep
 from algotrendy.config import get_settings
 from algotrendy.errors import DataError, ParameterError, input_refused

@@ -13,7 +13,7 @@ from algotrendy.backtest.runner import _SIDES, _trade_frame
 from algotrendy.errors import ParameterError
 from algotrendy.indicators import sma
 from algotrendy.strategies.base import crossover
-from algotrendy.strategies.builtin import _cross_directional, _directional, sma_cross_signals
+from algotrendy.strategies.kernels import cross_directional, directional, sma_cross_signals
 
 DAY = np.timedelta64(1, "D")
 MONDAY = np.datetime64("2021-01-04T00:00", "ns")
@@ -145,8 +145,8 @@ def test_cross_directional_equals_the_numpy_form(
     n = min(len(a_values), len(b_values))
     a = np.array(a_values[:n], dtype=np.float64)
     b = np.array(b_values[:n], dtype=np.float64)
-    expected = _directional(crossover(a, b), crossover(b, a), allow_short)
-    got = _cross_directional(a, b, allow_short)
+    expected = directional(crossover(a, b), crossover(b, a), allow_short)
+    got = cross_directional(a, b, allow_short)
     np.testing.assert_array_equal(got, expected)  # NaN in the same places, same values
 
 
@@ -167,7 +167,7 @@ def test_fused_sma_cross_equals_two_smas_and_their_crossings(
     sums, as in TA-Lib), windows longer than the data, ties."""
     x = np.array([np.nan] * nan_head + values, dtype=np.float64)
     slow = fast + extra
-    expected = _directional(
+    expected = directional(
         crossover(sma(x, fast), sma(x, slow)), crossover(sma(x, slow), sma(x, fast)), allow_short
     )
     got = sma_cross_signals(x, fast, slow, allow_short)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from algotrendy.backtest.sweep import SweepRow
+from algotrendy.backtest.sweep import SweepRow, aggregate
 from algotrendy.errors import DataError
 
 Handlers = dict[str, Callable[..., Any]]
@@ -95,3 +95,70 @@ def test_a_corrupt_chunk_result_names_the_object(
     s3.put_object(Bucket=planned["bucket"], Key=key, Body=b'[{"symbol": "GOOG"}]')
     with pytest.raises(DataError, match=r"chunk-00002\.json: not a list of sweep rows"):
         handlers["BacktestAggregateFunction"](planned, context)
+
+
+def _pandas_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The reply rows as the handler built them from the pandas frame before."""
+    return [
+        {
+            str(k): (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in rec.items()
+        }
+        for rec in frame.to_dict(orient="records")
+    ]
+
+
+def test_ranking_csv_and_top_are_those_of_the_pandas_aggregate(
+    handlers: Handlers, event: Any, context: Any, s3: Any
+) -> None:
+    """The handler ranks without pandas; what it stores and returns is byte for byte what
+    `aggregate(...).to_csv(index=False)` and the frame's records gave, here on rows with
+    the awkward cases (ints beside a gap, quotes and commas, NaN and inf, a parameter
+    only some rows have, ties)."""
+    plan = event("backtest_aggregate")
+    plan.update(chunk_count=2, top=3)
+    rows = [
+        {
+            "chunk_id": "chunk-00000",
+            "task": 0,
+            "symbol": 'BRK,"B"',
+            "params": {"fast": 5, "mode": "a,b"},
+            "metrics": {"sharpe": 0.5, "profit_factor": math.inf},
+        },
+        {
+            "chunk_id": "chunk-00000",
+            "task": 1,
+            "symbol": "GOOG",
+            "params": {"fast": 10, "mode": None, "extra": True},
+            "metrics": {"sharpe": math.nan, "profit_factor": 1.25},
+        },
+        {
+            "chunk_id": "chunk-00001",
+            "task": 2,
+            "symbol": "GOOG",
+            "params": {"fast": 20, "mode": 'say "hi"'},
+            "metrics": {"sharpe": 0.5, "profit_factor": 0.1 + 0.2},
+        },
+        {
+            "chunk_id": "chunk-00001",
+            "task": 3,
+            "symbol": "EURUSD",
+            "params": {"fast": 30},
+            "metrics": {"sharpe": 1e-7, "profit_factor": -0.0},
+        },
+    ]
+    models = [SweepRow.model_validate(r) for r in rows]
+    s3.create_bucket(Bucket=plan["bucket"])
+    for chunk in ("chunk-00000", "chunk-00001"):
+        body = "[" + ",".join(m.model_dump_json() for m in models if m.chunk_id == chunk) + "]"
+        s3.put_object(Bucket=plan["bucket"], Key=f"{plan['rows_prefix']}{chunk}.json", Body=body)
+
+    reply = handlers["BacktestAggregateFunction"](plan, context)
+
+    frame = aggregate(models, metric="sharpe")
+    stored = s3.get_object(Bucket=plan["bucket"], Key=plan["ranking_key"])["Body"].read()
+    assert stored == frame.to_csv(index=False).encode()
+    assert reply["row_count"] == 4
+    assert reply["top"] == _pandas_records(frame.head(3))
+    assert [t["fast"] for t in reply["top"]] == [5, 20, 30]  # ties in plan order
+    json.dumps(reply, allow_nan=False)

@@ -175,10 +175,15 @@ def _plan_setup(bucket: str) -> str:
     """
 
 
-def test_backtest_plan_plans_the_sample_request_without_pandas() -> None:
-    """The plan step expands the grid and writes a manifest: no DataFrame anywhere. The
-    strategies (validating the grid's parameters) and the metric names still bring
-    numpy."""
+def test_backtest_plan_and_aggregate_import_neither_numpy_nor_pandas() -> None:
+    for function in ("backtest_plan", "backtest_aggregate"):
+        assert imported_by(function) & {"numpy", "pandas", "pyarrow", "numba"} == set(), function
+
+
+def test_backtest_plan_plans_the_sample_request_without_numpy() -> None:
+    """The plan step expands the grid and writes a manifest: the strategies validate the
+    grid's parameters through their parameter models, whose numeric code
+    (strategies.kernels) and the metric code it never runs stay unloaded."""
     # The plan's reply to the sample request is the aggregate step's sample input.
     expected = json.loads((ROOT / "events" / "backtest_aggregate.json").read_text())
     bucket = expected["bucket"]
@@ -189,9 +194,49 @@ def test_backtest_plan_plans_the_sample_request_without_pandas() -> None:
         {"ALGOTRENDY_ARTEFACTS_BUCKET": bucket},
     )
     assert reply == expected
-    assert "pandas" not in _top(by_setup)  # else the check below would prove nothing
-    assert "algotrendy.backtest.sweep" in modules
-    assert _top(modules) & {"pandas", "pyarrow"} == set()
+    assert _top(by_setup) & {"pandas", "numpy"} == set()  # else the check below proves nothing
+    assert {"algotrendy.backtest.sweep", "algotrendy.strategies.builtin"} <= modules
+    assert _top(modules) & {"pandas", "pyarrow", "numpy", "numba"} == set()
+
+
+def _aggregate_setup(bucket: str, prefix: str, sizes: list[int]) -> str:
+    """Each chunk's rows as the workers write them (plain JSON: the set-up loads no
+    pandas or numpy), some metrics non-finite as SweepRow serialises them."""
+    chunks: list[list[dict[str, object]]] = []
+    task = 0
+    for c, size in enumerate(sizes):
+        rows = []
+        for _ in range(size):
+            sharpe: object = "NaN" if task % 5 == 0 else round(1.0 - task / 7, 6)
+            rows.append(
+                {
+                    "chunk_id": f"chunk-{c:05d}",
+                    "task": task,
+                    "symbol": "GOOG" if c < 2 else "EURUSD",
+                    "params": {"fast": 5 + task, "slow": 30},
+                    "metrics": {"sharpe": sharpe, "profit_factor": "Infinity", "num_trades": 3.0},
+                }
+            )
+            task += 1
+        chunks.append(rows)
+    return f"""
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket={bucket!r})
+        for i, rows in enumerate({chunks!r}):
+            s3.put_object(Bucket={bucket!r}, Key=f"{prefix}chunk-{{i:05d}}.json",
+                          Body=json.dumps(rows).encode())
+    """
+
+
+def test_backtest_aggregate_ranks_the_sample_run_without_pandas_or_numpy() -> None:
+    plan = json.loads((ROOT / "events" / "backtest_aggregate.json").read_text())
+    setup = _aggregate_setup(plan["bucket"], plan["rows_prefix"], [4, 2, 4, 2])
+    reply, modules, by_setup = invoked("backtest_aggregate", "backtest_aggregate", setup, {})
+    assert reply["row_count"] == plan["task_count"] == 12
+    assert [t["rank"] for t in reply["top"]] == list(range(1, plan["top"] + 1))
+    assert _top(by_setup) & {"pandas", "numpy"} == set()  # else the check below proves nothing
+    assert "algotrendy.backtest.ranking" in modules
+    assert _top(modules) & {"pandas", "pyarrow", "numpy", "numba"} == set()
 
 
 def test_api_health_reports_channels_without_pandas(tmp_path: Path) -> None:

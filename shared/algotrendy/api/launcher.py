@@ -222,7 +222,7 @@ class LocalBacktestLauncher:
     def _sweep(
         self, backtest_id: str, request: BacktestRequest, data: Mapping[str, Any]
     ) -> tuple[dict[str, Any], list[ResultInput]]:
-        from algotrendy.backtest.metrics import METRICS
+        from algotrendy.backtest.metric_names import METRICS
         from algotrendy.backtest.runner import run_backtest
         from algotrendy.backtest.sweep import aggregate, as_source, plan_sweep, run_chunk
 
@@ -382,7 +382,7 @@ class StepFunctionsBacktestLauncher:
     def _results(output: Mapping[str, Any]) -> tuple[dict[str, Any], list[ResultInput]]:
         """The aggregate step's reply: `top` holds flat ranked records (rank, symbol,
         parameter columns, metric columns)."""
-        from algotrendy.backtest.metrics import METRICS
+        from algotrendy.backtest.metric_names import METRICS
 
         results = []
         for record in output.get("top") or []:

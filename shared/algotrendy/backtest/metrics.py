@@ -62,6 +62,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# Re-exported: the catalogue lives apart so name checks need no numpy (see there).
+from algotrendy.backtest.metric_names import METRICS as METRICS
 from algotrendy.compiled import njit
 from algotrendy.errors import DataError, ParameterError
 
@@ -84,28 +86,6 @@ _LONG_BAR_FACTORS = (  # (min days, max days, periods per year), empyrical's con
     (85.0, 95.0, 4.0),
     (350.0, 380.0, 1.0),
 )
-
-METRICS: dict[str, str] = {
-    "final_equity": "equity at the last bar's close, cash",
-    "total_return": "E_last / cash - 1",
-    "cagr": "(E_last / cash)^(1 / years) - 1, years = (t_last - t_first) / 365.25 days",
-    "volatility_ann": "stdev(r, ddof=1) * sqrt(ppy), r_t = E_t / E_{t-1} - 1",
-    "sharpe": "mean(r - rf_pp) / stdev(r, ddof=1) * sqrt(ppy), rf_pp = (1+rf)^(1/ppy) - 1",
-    "sortino": "mean(r - rf_pp) / sqrt(mean(min(0, r - rf_pp)^2)) * sqrt(ppy)",
-    "calmar": "cagr / |max_drawdown|",
-    "max_drawdown": "min_t (E_t / max(E_0..E_t) - 1), a fraction <= 0",
-    "max_drawdown_duration_bars": "longest peak-to-recovery (or to last bar) span, bars",
-    "max_drawdown_duration_days": "longest peak-to-recovery (or to last bar) span, days",
-    "profit_factor": "gross profit / |gross loss| of closed trades (net pnl)",
-    "win_rate": "#trades with pnl > 0 / #trades",
-    "expectancy": "mean net pnl per trade, cash",
-    "exposure_time": "#bars with a non-zero position / #bars",
-    "num_trades": "number of trades (one still open at the end counts, marked at the last close)",
-    "avg_trade": "mean trade return (pnl / entry notional)",
-    "best_trade": "max trade return",
-    "worst_trade": "min trade return",
-    "periods_per_year": "bars per year used to annualise (given or inferred from times)",
-}
 
 
 def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,7 +9,9 @@ runs locally on a process pool and in AWS behind a Step Functions Distributed Ma
 * `run_chunk` loads each of its symbols' candles once and evaluates every combination
   with `algotrendy.backtest.runner.evaluate` (metrics only, no trade table), returning
   one `SweepRow` per (symbol, params).
-* `aggregate` ranks rows by one metric into a DataFrame.
+* `aggregate` ranks rows by one metric into a DataFrame (the ranking itself is
+  `algotrendy.backtest.ranking.rank_rows`, plain Python, which the aggregate Lambda uses
+  without pandas).
 
 Rows carry `task`, their position in the plan (symbol-major, then combination), and the
 ranking sorts by it before ranking by the metric, so the result does not depend on the
@@ -37,21 +39,29 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.grid import GridInput, expand_grid
-from algotrendy.backtest.metrics import METRICS, infer_periods_per_year
-from algotrendy.domain.bars import Bars
+from algotrendy.backtest.metric_names import METRICS
+
+# Re-exported: the rows and their ranking live in `ranking`, which the aggregate step
+# imports without this module's planning and running.
+from algotrendy.backtest.ranking import LOWER_IS_BETTER as LOWER_IS_BETTER
+from algotrendy.backtest.ranking import SweepRow as SweepRow
+from algotrendy.backtest.ranking import check_top, rank_rows
+from algotrendy.backtest.ranking import default_ascending as default_ascending
 from algotrendy.errors import DataError, ParameterError
 from algotrendy.strategies import Strategy, get_strategy
 
 if TYPE_CHECKING:
-    # pandas is imported where a frame is built or checked (`load_bars`, `as_source`,
-    # `aggregate`): the plan step (a Lambda of its own) only expands the grid and splits
-    # it into chunks, and does without it.
+    # numpy, pandas and `Bars` are imported where arrays or frames are built or checked
+    # (`run_chunk`, `load_bars`, `as_source`, `aggregate`, `_warm_up`): the plan step (a
+    # Lambda of its own) only expands the grid and splits it into chunks, and does
+    # without them.
     import pandas as pd
+
+    from algotrendy.domain.bars import Bars
 
     SymbolData: TypeAlias = pd.DataFrame | Bars
     # Candles per symbol: a mapping, or a loader called once per symbol per chunk (in
@@ -60,12 +70,6 @@ if TYPE_CHECKING:
     DataSource: TypeAlias = Mapping[str, SymbolData] | Callable[[str], SymbolData]
 
 DEFAULT_SYMBOL = "data"
-
-LOWER_IS_BETTER = frozenset(
-    {"volatility_ann", "max_drawdown_duration_bars", "max_drawdown_duration_days"}
-)
-"""Metrics ranked ascending by default. Every other metric ranks descending, including
-`max_drawdown`, which is a negative fraction (-0.05 beats -0.30), and `worst_trade`."""
 
 
 class SweepChunk(BaseModel):
@@ -110,18 +114,6 @@ class SweepPlan(BaseModel):
     @property
     def n_tasks(self) -> int:
         return len(self.symbols) * self.n_combos
-
-
-class SweepRow(BaseModel):
-    """Metrics of one (symbol, params) backtest; `metrics` keys as `METRICS`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
-
-    chunk_id: str
-    task: int = Field(ge=0)
-    symbol: str
-    params: dict[str, Any]
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -283,7 +275,8 @@ def run_chunk(
     overrides the registry lookup (for a strategy instance that is not registered).
     """
     # Imported here so the plan and aggregate steps (their own Lambda functions) do not
-    # load the engine and numba at cold start.
+    # load the engine, numpy and numba at cold start.
+    from algotrendy.backtest.metrics import infer_periods_per_year
     from algotrendy.backtest.runner import evaluate
 
     ch = chunk if isinstance(chunk, SweepChunk) else SweepChunk.model_validate(chunk)
@@ -319,11 +312,6 @@ def run_chunk(
     return rows
 
 
-def default_ascending(metric: str) -> bool:
-    """Whether smaller is better for `metric` (see `LOWER_IS_BETTER`)."""
-    return metric in LOWER_IS_BETTER
-
-
 def aggregate(
     rows: Iterable[SweepRow | Mapping[str, Any]],
     *,
@@ -334,45 +322,21 @@ def aggregate(
     """Rank rows by `metric` into a frame: rank, symbol, one column per parameter, then
     every metric.
 
-    Best first in the metric's natural direction unless `ascending` is given; NaN ranks
-    last whatever the direction; ties keep plan order (a stable sort over rows sorted by
-    `task`), so the ranking is reproducible. `top` keeps the first `top` rows.
+    The order is `rank_rows`'s: best first in the metric's natural direction unless
+    `ascending` is given; NaN last whatever the direction; ties in plan order. `top`
+    keeps the first `top` rows (of a frame of every row, so each column's type is the
+    same whatever `top` is).
     """
     import pandas as pd
 
-    parsed = [r if isinstance(r, SweepRow) else SweepRow.model_validate(r) for r in rows]
-    parsed.sort(key=lambda r: r.task)
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise ParameterError(f"top: must be a positive integer or None (got {top!r})")
-    param_names: list[str] = []
-    metric_names: list[str] = []
-    for r in parsed:
-        for k in r.params:
-            if k not in param_names:
-                param_names.append(k)
-        for k in r.metrics:
-            if k not in metric_names:
-                metric_names.append(k)
-    if metric not in METRICS and metric not in metric_names:
-        raise ParameterError(f"metric: unknown {metric!r}; known: {', '.join(METRICS)}")
-    clash = [k for k in param_names if k in metric_names or k in ("rank", "symbol")]
-    if clash:
-        raise ParameterError(f"aggregate: parameter name(s) {clash} clash with result columns")
-    columns = ["symbol", *param_names, *metric_names]
-    records = [
-        {
-            "symbol": r.symbol,
-            **{k: r.params.get(k) for k in param_names},
-            **{k: r.metrics.get(k, math.nan) for k in metric_names},
-        }
-        for r in parsed
-    ]
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    if metric not in frame.columns:
-        frame[metric] = pd.Series(dtype="float64")
-    asc = default_ascending(metric) if ascending is None else bool(ascending)
-    frame = frame.sort_values(metric, ascending=asc, kind="stable", na_position="last")
-    frame = frame.reset_index(drop=True)
+    check_top(top)
+    ranking = rank_rows(rows, metric=metric, ascending=ascending)
+    frame = pd.DataFrame.from_records(
+        [row[1:] for row in ranking.rows], columns=list(ranking.columns[1:])
+    )
+    if frame.empty:
+        # No value to infer the metric column's type from: a metric is a float.
+        frame[metric] = frame[metric].astype("float64")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     if top is not None:
         frame = frame.head(top)
@@ -454,7 +418,10 @@ def _warm_up(strategy: Strategy[Any], plan: SweepPlan) -> None:
     in every worker of every pool cut a 2-worker sweep of 75 combinations on 2,148 daily
     bars from 2.7 s to 0.2 s. (With the spawn start method it is merely wasted.)
     """
+    import numpy as np
+
     from algotrendy.backtest.runner import evaluate
+    from algotrendy.domain.bars import Bars
 
     params = strategy.params(plan.chunks[0].params[0] if plan.chunks else None)
     n = max(64, strategy.warmup(params) + 8)
@@ -510,6 +477,8 @@ def as_source(
     """Normalise run_sweep's `data` argument into a source and its symbol list; frames
     in hand are validated and converted to `Bars` once, loaders stay lazy."""
     import pandas as pd
+
+    from algotrendy.domain.bars import Bars
 
     if isinstance(data, pd.DataFrame | Bars):
         syms = list(symbols) if symbols is not None else [DEFAULT_SYMBOL]

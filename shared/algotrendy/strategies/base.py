@@ -17,18 +17,29 @@ them with the same declared types and ranges.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from algotrendy.domain.bars import Bars
 from algotrendy.errors import ParameterError
+from algotrendy.lazy import lazy_exports
 
-FloatArray = npt.NDArray[np.float64]
+if TYPE_CHECKING:
+    from algotrendy.domain.bars import Bars
+    from algotrendy.strategies.kernels import FloatArray as FloatArray
+    from algotrendy.strategies.kernels import crossover as crossover
+
+# The interface itself needs no numpy: grid validation (the sweep's plan step) uses only
+# the parameter models. The array type and `crossover`, which strategies import from
+# here, come from `kernels` on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"FloatArray": "algotrendy.strategies.kernels", "crossover": "algotrendy.strategies.kernels"},
+    globals(),
+)
 
 
 class StrategyParams(BaseModel):
@@ -121,7 +132,7 @@ class Strategy(ABC, Generic[P]):
     def latest_signal(self, bars: Bars, params: P) -> float | None:
         """The signal of the last closed bar, or None if it says "no change"."""
         sig = self.signals(bars, params)
-        if len(sig) == 0 or np.isnan(sig[-1]):
+        if len(sig) == 0 or math.isnan(sig[-1]):
             return None
         return float(sig[-1])
 
@@ -154,15 +165,3 @@ def format_validation_error(strategy: str, exc: ValidationError) -> str:
             msg = "unknown parameter"
         parts.append(f"{loc}: {msg}" + (f" (got {got!r})" if got is not None and loc else ""))
     return f"{strategy}: " + "; ".join(parts)
-
-
-def crossover(a: FloatArray, b: FloatArray) -> npt.NDArray[np.bool_]:
-    """True on bars where `a` crosses above `b`: a[i-1] < b[i-1] and a[i] > b[i].
-
-    Strict on both bars, exactly as backtesting.py's `crossover`, so a touch is not a cross.
-    NaN compares False, so warm-up bars never signal.
-    """
-    out = np.zeros(a.shape[0], dtype=np.bool_)
-    if a.shape[0] > 1:
-        out[1:] = (a[:-1] < b[:-1]) & (a[1:] > b[1:])
-    return out

@@ -70,7 +70,7 @@ def _validate(body: BacktestRequest) -> None:
         if combos == 0:
             raise invalid("grid", "no valid parameter combination")
     # Metric names live beside the metric code (numpy): only starting a backtest loads it.
-    from algotrendy.backtest.metrics import METRICS
+    from algotrendy.backtest.metric_names import METRICS
 
     if body.metric not in METRICS:
         raise invalid("metric", f"unknown metric {body.metric!r}; known: {', '.join(METRICS)}")
