@@ -402,47 +402,14 @@ SETUPS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 def _serve_questdb(app: Any, csv_path: str) -> None:
     """The evaluator's store as in AWS, `QuestDBCandleStore`, its PostgreSQL-wire
-    connection a fake that answers the read query with the GOOG daily rows (read here
-    with csv, so the set-up loads no pandas): the function's real read path, rows to
-    numpy `Bars`, runs without a server."""
-    import csv
-    from datetime import datetime
+    connection a fake that answers the read query with the GOOG daily rows
+    (tests/infra/fake_questdb.py, read with csv, so the set-up loads no pandas): the
+    function's real read path, rows to numpy `Bars`, runs without a server."""
+    sys.path.insert(0, str(ROOT / "tests" / "infra"))
+    from fake_questdb import csv_rows, questdb_store
 
-    from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
-
-    with open(csv_path) as handle:
-        rows = [
-            (
-                datetime.fromisoformat(r["timestamp"]),
-                *(float(r[c]) for c in ("open", "high", "low", "close", "volume")),
-            )
-            for r in csv.DictReader(handle)
-        ]
-
-    class Result:
-        def __init__(self, found: list[tuple[Any, ...]]) -> None:
-            self.found = found
-
-        def fetchall(self) -> list[tuple[Any, ...]]:
-            return self.found
-
-    class Connection:
-        def execute(self, query: Any, params: Any = None) -> Result:
-            if query != READ_SQL:
-                return Result([])  # the schema's DDL
-            exchange, symbol, timeframe, lo, hi = params
-            wanted = (exchange, symbol, timeframe) == ("nasdaq", "GOOG", "1d")
-            return Result([r for r in rows if wanted and lo <= r[0] < hi])
-
-        def close(self) -> None:
-            pass
-
-    def build(settings: Any) -> QuestDBCandleStore:
-        return QuestDBCandleStore(
-            "http::addr=127.0.0.1:1;", "host=fake", connect=lambda conninfo: Connection()
-        )
-
-    app.build_candle_store = build
+    rows = csv_rows(csv_path)
+    app.build_candle_store = lambda settings: questdb_store(rows, ("nasdaq", "GOOG", "1d"))
 
 
 def _heavy() -> list[str]:

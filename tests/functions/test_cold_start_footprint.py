@@ -465,38 +465,13 @@ def test_signal_evaluator_imports_no_pandas() -> None:
 # The store the function builds in AWS (QuestDB), its PGWire connection a fake serving
 # the GOOG fixture (read with csv: the set-up itself must load no pandas).
 _SIGNAL_SETUP = """
-    import csv
-    from datetime import datetime
+    sys.path.insert(0, {infra!r})
+    from fake_questdb import csv_rows, questdb_store
     import algotrendy.signals.wiring as signal_wiring
-    from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
 
-    with open({csv_path!r}) as handle:
-        rows = [
-            (datetime.fromisoformat(r["timestamp"]),
-             *(float(r[c]) for c in ("open", "high", "low", "close", "volume")))
-            for r in csv.DictReader(handle)
-        ]
-
-    class Result:
-        def __init__(self, rows):
-            self.rows = rows
-
-        def fetchall(self):
-            return self.rows
-
-    class Connection:
-        def execute(self, query, params=None):
-            if query != READ_SQL:
-                return Result([])  # the schema DDL
-            exchange, symbol, timeframe, lo, hi = params
-            ok = (exchange, symbol, timeframe) == ("nasdaq", "GOOG", "1d")
-            return Result([r for r in rows if ok and lo <= r[0] < hi])
-
-        def close(self):
-            pass
-
-    signal_wiring.build_candle_store = lambda settings: QuestDBCandleStore(
-        "http::addr=127.0.0.1:1;", "host=fake", connect=lambda conninfo: Connection()
+    rows = csv_rows({csv_path!r})
+    signal_wiring.build_candle_store = lambda settings: questdb_store(
+        rows, ("nasdaq", "GOOG", "1d")
     )
     boto3.client("sqs", region_name="us-east-1").create_queue(
         QueueName="algotrendy-orders-dev.fifo",
@@ -516,7 +491,8 @@ def test_signal_evaluator_evaluates_the_sample_batch_without_pandas(tmp_path: Pa
         "max_signal_age_bars": None,
     }]}))  # fmt: skip
     setup = _SIGNAL_SETUP.format(
-        csv_path=str(ROOT / "tests" / "fixtures" / "ohlcv" / "backtesting_GOOG_1d.csv")
+        infra=str(ROOT / "tests" / "infra"),
+        csv_path=str(ROOT / "tests" / "fixtures" / "ohlcv" / "backtesting_GOOG_1d.csv"),
     )
     extra = {
         "ALGOTRENDY_ORDERS_QUEUE_URL": (

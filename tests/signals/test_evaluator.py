@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from signal_helpers import EXCHANGE, SYMBOL, TIMEFRAME
+from signal_helpers import EXCHANGE, QTY, SYMBOL, TIMEFRAME, sma_config
 
 from algotrendy.domain.bars import Bars
 from algotrendy.domain.orders import OrderIntent, Side
@@ -28,7 +28,6 @@ from algotrendy.signals import (
     InMemoryStrategyConfigStore,
     MessageRefusedError,
     SignalError,
-    StrategyConfig,
     evaluate,
     evaluate_candles_closed,
 )
@@ -36,24 +35,6 @@ from algotrendy.storage.local import LocalCandleStore
 from algotrendy.strategies import Strategy, StrategyParams, get_strategy, register
 
 INTENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{8,128}$")
-QTY = 3.0
-
-
-def sma_config(**overrides: object) -> StrategyConfig:
-    raw: dict[str, object] = {
-        "id": "goog-sma",
-        "name": "GOOG SMA 10/20",
-        "strategy": "sma_cross",
-        "params": {"fast": 10, "slow": 20, "allow_short": True},
-        "exchange": EXCHANGE,
-        "symbols": [SYMBOL],
-        "timeframe": TIMEFRAME,
-        "account": "acct-1",
-        "quantity": QTY,
-        "max_signal_age_bars": None,
-    }
-    raw.update(overrides)
-    return StrategyConfig.model_validate(raw)
 
 
 def pandas_positions(close: pd.Series, fast: int, slow: int, allow_short: bool) -> np.ndarray:

@@ -17,29 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from signal_helpers import EXCHANGE, SYMBOL, TIMEFRAME
+from signal_helpers import EXCHANGE, INFRA, SYMBOL, TIMEFRAME, sma_config
 
 from algotrendy.domain.bars import Bars
 from algotrendy.signals import CandlesClosed, CandlesNotReadyError, StrategyConfig, evaluate
 from algotrendy.signals.evaluator import load_window
 from algotrendy.storage.local import LocalCandleStore
-
-
-def config(**overrides: object) -> StrategyConfig:
-    raw: dict[str, object] = {
-        "id": "goog-sma",
-        "name": "GOOG SMA 10/20",
-        "strategy": "sma_cross",
-        "params": {"fast": 10, "slow": 20, "allow_short": True},
-        "exchange": EXCHANGE,
-        "symbols": [SYMBOL],
-        "timeframe": TIMEFRAME,
-        "account": "acct-1",
-        "quantity": 3.0,
-        "max_signal_age_bars": None,
-    }
-    raw.update(overrides)
-    return StrategyConfig.model_validate(raw)
 
 
 def message(frame: pd.DataFrame, last: int, since: int) -> CandlesClosed:
@@ -133,7 +116,7 @@ def test_not_ready_names_the_newest_bar_in_iso_form(
     last = goog_frame.index[-1].to_pydatetime()
     msg = CandlesClosed.for_bars(EXCHANGE, SYMBOL, TIMEFRAME, last_bar=last + timedelta(days=3))
     with pytest.raises(CandlesNotReadyError) as caught:
-        evaluate(msg, candles=goog_store, configs=[config()], now=msg.close_time)
+        evaluate(msg, candles=goog_store, configs=[sma_config()], now=msg.close_time)
     assert str(caught.value) == (
         f"{EXCHANGE} {SYMBOL} {TIMEFRAME}: store local has the newest bar opens "
         f"{last.isoformat()}; the message announces the bar opening "
@@ -149,30 +132,13 @@ from datetime import datetime
 sys.modules["pandas"] = None
 sys.modules["pyarrow"] = None
 from algotrendy.signals import CandlesClosed, CandlesNotReadyError, StrategyConfig, evaluate
-from algotrendy.storage.questdb_store import READ_SQL, QuestDBCandleStore
 
 case = json.load(open(sys.argv[1]))
+sys.path.insert(0, sys.argv[2])  # tests/infra
+from fake_questdb import questdb_store
+
 rows = [(datetime.fromisoformat(r[0]), *r[1:]) for r in case["rows"]]
-
-class Result:
-    def __init__(self, rows):
-        self.rows = rows
-
-    def fetchall(self):
-        return self.rows
-
-class Connection:
-    def execute(self, query, params=None):
-        if query != READ_SQL:
-            return Result([])  # the schema DDL
-        exchange, symbol, timeframe, lo, hi = params
-        same = (exchange, symbol, timeframe) == tuple(case["series"])
-        return Result([r for r in rows if same and lo <= r[0] < hi])
-
-    def close(self):
-        pass
-
-store = QuestDBCandleStore("http::addr=127.0.0.1:1;", "x", connect=lambda _: Connection())
+store = questdb_store(rows, tuple(case["series"]))
 store.name = "local"  # so the error texts compare with the Parquet store's
 configs = [StrategyConfig.model_validate(c) for c in case["configs"]]
 out = []
@@ -220,7 +186,10 @@ def test_questdb_evaluation_loads_no_pandas_and_matches_the_parquet_store(
     messages.append(message(goog_frame, 60, 20))  # a window reaching the series' start
     gone = goog_frame.index[-1].to_pydatetime() + timedelta(days=3)
     messages.append(CandlesClosed.for_bars(EXCHANGE, SYMBOL, TIMEFRAME, last_bar=gone))
-    configs = [config(), config(id="slow", params={"fast": 20, "slow": 50}, history_bars=300)]
+    configs = [
+        sma_config(),
+        sma_config(id="slow", params={"fast": 20, "slow": 50}, history_bars=300),
+    ]
     now = messages[-1].close_time + timedelta(days=1)
     expected = _evaluate_all(goog_store, messages, configs, now)
     intents = sum(len(r.get("intents", [])) for r in expected)
@@ -245,7 +214,10 @@ def test_questdb_evaluation_loads_no_pandas_and_matches_the_parquet_store(
     path.write_text(json.dumps(case))
     code = textwrap.dedent(_QUESTDB_RUN)
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", code, str(path), str(INFRA)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.splitlines()[-1])
