@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,13 @@ def lambda_env(function: str, extra: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
-def run_probe(function: str, code: str, extra: dict[str, str] | None = None) -> Any:
-    """Run `code` in a fresh interpreter in the function's folder; its last stdout line
-    is JSON."""
+def run_probe(
+    function: str, code: str, extra: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Any:
+    """Run `code` (with `args` as sys.argv[1:]) in a fresh interpreter in the function's
+    folder; its last stdout line is JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         env=lambda_env(function, extra),
@@ -375,18 +378,7 @@ def test_api_routes_that_call_no_aws_load_no_aws_sdk(tmp_path: Path) -> None:
     clients) and tracing on, neither the import nor these requests load the AWS SDK. No
     moto here: it would import boto3 itself."""
     events = [str(ROOT / "events" / f"{name}.json") for name in ("api_health", "api_login")]
-    env = lambda_env("api", _api_env(tmp_path))
-    proc = subprocess.run(
-        [sys.executable, "-c", _API_WITHOUT_AWS, *events],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT / "functions" / "api",
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_probe("api", _API_WITHOUT_AWS, _api_env(tmp_path), events)
     assert out["replies"] == [200, 200]
     modules = set(out["modules"])
     assert "aws_xray_sdk" in _top(modules)  # tracing is on
@@ -436,23 +428,12 @@ def test_api_order_route_builds_its_client_traced(tmp_path: Path) -> None:
     first (the X-Ray SDK wraps `BaseClient._make_api_call`), and the order reaches the
     queue."""
     fake = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    env = lambda_env("api", {**fake, **_api_env(tmp_path)})
     args = [
         str(ROOT / "events" / "api_login.json"),
         str(ROOT / "events" / "api_place_order.json"),
         _QUEUE_URL.rsplit("/", 1)[1],
     ]
-    proc = subprocess.run(
-        [sys.executable, "-c", _API_ORDER, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT / "functions" / "api",
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_probe("api", _API_ORDER, {**fake, **_api_env(tmp_path)}, args)
     assert out == {"status": 202, "wrapped": True, "messages": 1}
 
 
