@@ -82,6 +82,7 @@ sam-build: $(SAM_STAMP)
 	$(OFFLINE_AWS) LAYER_PYTHON=$(abspath $(SAM_BIN)/python) $(SAM_BIN)/sam build \
 		--template-file template.yaml --build-dir $(SAM_BUILD_DIR) --cached --parallel \
 		$(foreach f,$(IMAGE_FUNCTIONS),--exclude $(f))
+	$(SAM_BIN)/python scripts/check_sam_build.py compile --build-dir $(SAM_BUILD_DIR)
 	$(SAM_BIN)/python scripts/check_sam_build.py layout --build-dir $(SAM_BUILD_DIR)
 
 template-check: template-validate template-lint asl-check sam-build

@@ -41,12 +41,14 @@ What each first invocation does (the fixtures of tests/functions):
   api (login)         events/api_login.json: SQLite database, argon2 verification
   ingest              not invoked: its channels need the exchanges' network
 
-`--built .aws-sam/build` times the `sam build` output instead: each zip function imported
-as Lambda would (its built folder, its layers' pinned numpy 2.2 / pandas 2.3, only the
-runtime's own packages, no site-packages of this venv; scripts/invoke.py's resolution).
+`--built .aws-sam/build` times the `make sam-build` output instead (bytecode of the
+project's own code included, none written while timing, as on Lambda's read-only file
+system): each zip function imported as Lambda would (its built folder, its layers' pinned
+numpy 2.2 / pandas 2.3, only the runtime's own packages, no site-packages of this venv;
+scripts/invoke.py's resolution).
 
 Run: .venv/bin/python bench/bench_cold_imports.py [--runs 5] [--only webhook,api]
-     .venv/bin/python bench/bench_cold_imports.py --built .aws-sam/build   (after sam build)
+     .venv/bin/python bench/bench_cold_imports.py --built .aws-sam/build   (after make sam-build)
 """
 
 from __future__ import annotations
@@ -556,6 +558,10 @@ def built_import_ms(build_dir: Path, runs: int) -> None:
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "LAMBDA_TASK_ROOT": str(spec["code"]),
                 "NUMBA_CACHE_DIR": str(Path(tmp) / "numba"),
+                # Lambda's code and layers are read-only: no bytecode is cached between
+                # cold starts, so none may be written here either (the build's own pycs,
+                # `check_sam_build.py compile`, are what Lambda gets).
+                "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONPATH": os.pathsep.join(path),
             }
             times = []

@@ -2,6 +2,7 @@
 
     python scripts/check_sam_build.py layout [--build-dir .aws-sam/build]
     python scripts/check_sam_build.py sizes  [--build-dir .aws-sam/build]
+    python scripts/check_sam_build.py compile [--build-dir .aws-sam/build]
     python scripts/check_sam_build.py image-functions [--template template.yaml]
 
 `layout`: the core layer (ContentUri shared/, BuildMethod python3.11) must hold the package
@@ -17,6 +18,16 @@ and enforces 262,144,000 bytes (250 MiB; the error reads "Unzipped size must be 
 than 262144000 bytes"), so the limit is 250 * 2**20 bytes. Sizes are the sum of regular
 files' sizes, which is what
 Lambda unpacks (symlinks are not followed).
+
+`compile`: writes the bytecode of the project's own code in the build: the core layer and
+every zip function's code. Lambda unpacks code and layers on a read-only file system, so
+Python cannot cache bytecode there and compiles every module it imports from source at
+each cold start; pip already compiled the third-party layers, `sam build` compiles
+neither the core layer nor the functions. Hash-based pycs that are not checked against
+their source (PEP 552, "unchecked-hash"): the build never changes once deployed, and a
+timestamp check would depend on the zip keeping modification times. Needs the runtime's
+own Python minor version (3.11): bytecode is version-specific. `layout` then checks that
+every module of the core layer and every handler module has its pyc.
 
 `image-functions`: the logical ids of container-image functions (PackageType: Image),
 one per line, which the offline `sam build` excludes (building an image needs Docker).
@@ -117,6 +128,53 @@ def function_bundles(build_dir: Path) -> dict[str, list[tuple[str, Path]]]:
     return out
 
 
+RUNTIME_PYTHON = (3, 11)
+PYC_TAG = f"cpython-{RUNTIME_PYTHON[0]}{RUNTIME_PYTHON[1]}"
+
+
+def own_code_dirs(build_dir: Path) -> list[Path]:
+    """The built directories holding the project's own code: the core layer's python/
+    and every zip function's code."""
+    dirs = [build_dir / "CoreLayer" / "python"]
+    dirs += [parts[0][1] for _, parts in sorted(function_bundles(build_dir).items())]
+    return dirs
+
+
+def compile_own_code(build_dir: Path) -> list[str]:
+    import compileall
+    import py_compile
+
+    if sys.version_info[:2] != RUNTIME_PYTHON:
+        return [
+            f"compile needs Python {RUNTIME_PYTHON[0]}.{RUNTIME_PYTHON[1]} (the functions' "
+            f"runtime; bytecode is version-specific), not {sys.version.split()[0]}"
+        ]
+    problems: list[str] = []
+    for path in own_code_dirs(build_dir):
+        ok = compileall.compile_dir(
+            path,
+            quiet=1,
+            workers=0,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
+        if not ok:
+            problems.append(f"{path}: some module does not compile (see above)")
+    return problems
+
+
+def missing_bytecode(build_dir: Path) -> list[Path]:
+    """Modules of the project's own code in the build without their runtime pyc."""
+    missing: list[Path] = []
+    for path in own_code_dirs(build_dir):
+        for source in sorted(path.rglob("*.py")):
+            if ".dist-info" in str(source) or ".egg-info" in str(source):
+                continue
+            pyc = source.parent / "__pycache__" / f"{source.stem}.{PYC_TAG}.pyc"
+            if not pyc.is_file():
+                missing.append(source)
+    return missing
+
+
 def check_layout(build_dir: Path) -> list[str]:
     problems: list[str] = []
     template = load_template(build_dir / "template.yaml")
@@ -143,6 +201,13 @@ def check_layout(build_dir: Path) -> list[str]:
         )
         if extra:
             problems.append(f"{core}: unexpected entries beside algotrendy: {', '.join(extra)}")
+    missing = missing_bytecode(build_dir)
+    if missing:
+        problems.append(
+            f"{len(missing)} module(s) of the project's own code without {PYC_TAG} bytecode "
+            f"(Lambda would compile them at every cold start), e.g. {missing[0]}: run "
+            "`check_sam_build.py compile` after sam build"
+        )
     return problems
 
 
@@ -177,7 +242,7 @@ def check_sizes(build_dir: Path, limit: int) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("check", choices=["layout", "sizes", "image-functions"])
+    parser.add_argument("check", choices=["layout", "sizes", "compile", "image-functions"])
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
     parser.add_argument("--template", type=Path, default=Path("template.yaml"))
     parser.add_argument(
@@ -190,12 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.build_dir / "template.yaml").is_file():
         print(f"{args.build_dir}/template.yaml not found: run sam build first", file=sys.stderr)
         return 1
-    if args.check == "layout":
+    if args.check == "compile":
+        problems = compile_own_code(args.build_dir)
+        if not problems:
+            print(f"compiled ({PYC_TAG}, unchecked-hash): the core layer and every zip function")
+    elif args.check == "layout":
         problems = check_layout(args.build_dir)
         if not problems:
             print(
                 "build layout ok: python/algotrendy in CoreLayer, every layer built, every "
-                "zip function's handler module built"
+                "zip function's handler module built, the project's own code compiled"
             )
     else:
         lines, problems = check_sizes(args.build_dir, args.limit_bytes)
