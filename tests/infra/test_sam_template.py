@@ -72,6 +72,14 @@ def test_image_function_builds_from_the_python311_base_image(name: str) -> None:
     assert re.search(r"^COPY\s+shared/algotrendy\s", text, re.M)
     assert re.search(r"\bnumba==\d", text), "the worker image must install numba"
     assert "NUMBA_CACHE_DIR=/tmp/" in text, "numba can only cache under /tmp in Lambda"
+    # The image is read-only in Lambda: without bytecode built into it, the core would be
+    # compiled from source at every cold start (as `check_sam_build.py compile` prevents
+    # for the zip functions).
+    compiles = re.search(r"^RUN\s+python -m compileall\b(.*)$", text, re.M)
+    assert compiles, f"{name}: the image must compile the core to bytecode"
+    assert "${LAMBDA_TASK_ROOT}/algotrendy" in compiles.group(1)
+    assert "${LAMBDA_TASK_ROOT}/app.py" in compiles.group(1)
+    assert text.index("COPY shared/algotrendy") < compiles.start(), "compile after copying"
     for req in re.findall(r"^COPY\s+(layers/\S+/requirements.txt)\s", text, re.M):
         assert (sam.ROOT / req).is_file(), req
 
