@@ -6,8 +6,8 @@ serve the local shape unchanged. The correlation id of each log line is API Gate
 request id (Powertools `correlation_paths.API_GATEWAY_REST`); the app's middleware
 prefers a client's `X-Request-Id` and echoes the id it used.
 
-The app is built at import (a cold start), its database engine and clients on the first
-request.
+The app is built at import (a cold start), its database engine on the first request, and
+each AWS client (SQS, Step Functions, SSM) by the first route that calls that service.
 """
 
 from __future__ import annotations
