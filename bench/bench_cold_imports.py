@@ -22,12 +22,13 @@ The second figure keeps the first honest: a module that is imported lazily but n
 every invocation only moves cost from the import to the first request. In a fresh
 process the handler module is imported (timed), AWS is mocked with moto (set up, not
 timed: the resources the function finds deployed) and the handler is called once with
-its sample event (timed). boto3 is imported and timed before moto if the handler module
-did not import it (moto imports it), so the first invocation is charged for it; except
-the API's /health and login, which call no AWS: they run without moto, and a route that
-called AWS anyway would fail for want of it. The heavy modules loaded after the import
-and after the first invocation are listed; one marked `*` was first loaded by the moto
-set-up, so its import is not in the invocation figure.
+its sample event (timed). The AWS SDK's session (botocore's) is imported and timed
+before moto if the handler module did not import it (moto imports boto3), so the first
+invocation is charged for what its clients need; except the API's /health and login,
+which call no AWS: they run without moto, and a route that called AWS anyway would fail
+for want of it. The heavy modules loaded after the import and after the first invocation
+are listed; one marked `*` was first loaded by the moto set-up, so its import is not in
+the invocation figure (boto3, where the function itself uses botocore's clients).
 
 What each first invocation does (the fixtures of tests/functions):
   webhook             events/webhook_strategy_json.json: SSM config, DynamoDB, SQS
@@ -444,9 +445,11 @@ def child(spec_path: Path, out_path: Path) -> None:
         _invoke_without_aws(app, spec, import_s, after_import, out_path)
         return
     owed_s = 0.0
-    if "boto3" not in sys.modules:
+    if "botocore.session" not in sys.modules:
+        # The SDK the first invocation needs for its clients (botocore's session; boto3
+        # only where the module imported it), imported before moto does it for its own.
         t0 = time.perf_counter()
-        importlib.import_module("boto3")
+        importlib.import_module("botocore.session")
         owed_s = time.perf_counter() - t0
 
     before_setup = set(sys.modules)

@@ -77,3 +77,29 @@ def test_unknown_attributes_and_dunders_are_errors_not_builds() -> None:
     with pytest.raises(AttributeError):
         client.no_such_operation  # noqa: B018
     assert built == ["ssm"]  # the real client was asked, and it said no
+
+
+def test_botocore_client_makes_the_calls_boto3_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain botocore client, from one session per process, region from the
+    environment as boto3's; under moto it creates and reads a queue like boto3's."""
+    import boto3
+    from moto import mock_aws
+
+    from algotrendy import aws_clients
+
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(aws_clients, "_session", None)
+    with mock_aws():
+        sqs = aws_clients.botocore_client("sqs")
+        assert sqs.meta.region_name == "eu-west-1"
+        url = sqs.create_queue(QueueName="lazy")["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        got = boto3.client("sqs", region_name="eu-west-1").receive_message(QueueUrl=url)
+        assert [m["Body"] for m in got["Messages"]] == ["hello"]
+        session = aws_clients._session
+        aws_clients.botocore_client("s3")
+        assert aws_clients._session is session  # one session per process

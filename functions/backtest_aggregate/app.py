@@ -24,11 +24,11 @@ gc.disable()
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from algotrendy.aws_clients import botocore_client
 from algotrendy.backtest.ranking import SweepRow, rank_rows
 from algotrendy.errors import DataError, input_refused
 
@@ -37,7 +37,7 @@ logger = Logger()
 # Only what the function calls: Tracer's default patches, and so imports, every library
 # the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
 tracer = Tracer(patch_modules=["botocore"])
-s3 = boto3.client("s3")
+s3 = botocore_client("s3")
 _rows_json = TypeAdapter(list[SweepRow])
 
 

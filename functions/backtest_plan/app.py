@@ -29,12 +29,12 @@ import json
 import re
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from algotrendy.aws_clients import botocore_client
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.metric_names import METRICS
 from algotrendy.backtest.sweep import plan_sweep
@@ -46,7 +46,7 @@ logger = Logger()
 # Only what the function calls: Tracer's default patches, and so imports, every library
 # the X-Ray SDK supports that is importable (SQLAlchemy, httpx, requests...).
 tracer = Tracer(patch_modules=["botocore"])
-s3 = boto3.client("s3")
+s3 = botocore_client("s3")
 
 # Step Functions execution names: 1-80 characters of letters, digits, '-' and '_'
 # (StartExecution API, `name`); the run id becomes an S3 key segment, so nothing else.

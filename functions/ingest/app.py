@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from algotrendy.aws_clients import botocore_client
 from algotrendy.config import get_settings
 from algotrendy.errors import ParameterError
 from algotrendy.signals.ingest_group import (
@@ -69,7 +69,7 @@ def wiring() -> Wiring:
     return Wiring(
         candles=build_candle_store(settings),
         cache=build_cache(settings),
-        signals=build_signals_queue(settings, boto3.client),
+        signals=build_signals_queue(settings, botocore_client),
     )
 
 

@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -44,6 +43,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from algotrendy.aws_clients import botocore_client
 from algotrendy.config import get_settings
 from algotrendy.messaging import Envelope, EnvelopeError, Queue, send_intent
 from algotrendy.signals import (
@@ -82,8 +82,8 @@ def wiring() -> Wiring:
     settings = get_settings()
     return Wiring(
         candles=build_candle_store(settings),
-        configs=build_config_store(settings, boto3.client),
-        orders=build_orders_queue(settings, boto3.client),
+        configs=build_config_store(settings, botocore_client),
+        orders=build_orders_queue(settings, botocore_client),
     )
 
 

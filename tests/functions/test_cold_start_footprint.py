@@ -490,3 +490,14 @@ def test_signal_evaluator_evaluates_the_sample_batch_without_pandas(tmp_path: Pa
     assert "algotrendy.strategies.builtin" in modules  # a strategy ran
     assert "psycopg" in _top(modules)  # the store's PGWire error types
     assert _top(modules) & {"pandas", "pyarrow", "numba", "questdb"} == set()
+
+
+@pytest.mark.parametrize(
+    "function", ["backtest_plan", "backtest_aggregate", "signal_evaluator", "ingest"]
+)
+def test_plain_aws_callers_build_botocore_clients_without_boto3(function: str) -> None:
+    """These functions make only plain API calls, so their clients come from botocore
+    (`aws_clients.botocore_client`): boto3's resources and s3transfer stay unloaded."""
+    modules = imported_by(function)
+    assert "botocore" in modules
+    assert modules & {"boto3", "s3transfer"} == set()
