@@ -48,8 +48,14 @@ system): each zip function imported as Lambda would (its built folder, its layer
 numpy 2.2 / pandas 2.3, only the runtime's own packages, no site-packages of this venv;
 scripts/invoke.py's resolution).
 
+`--instructions [TREE]` counts the instructions each import executes (valgrind's
+callgrind, the interpreter's own start subtracted) instead of timing it: exact and
+independent of the machine's load and speed, so it is the figure to compare two versions
+of the code with (TREE: e.g. a `git worktree` of an earlier commit).
+
 Run: .venv/bin/python bench/bench_cold_imports.py [--runs 5] [--only webhook,api]
      .venv/bin/python bench/bench_cold_imports.py --built .aws-sam/build   (after make sam-build)
+     .venv/bin/python bench/bench_cold_imports.py --instructions [TREE]
 """
 
 from __future__ import annotations
@@ -589,6 +595,40 @@ def _cumulative_ms(importtime: str, module: str) -> float:
     raise RuntimeError(f"no import time for {module}")
 
 
+def _instructions(cmd: list[str], cwd: Path, env: dict[str, str]) -> int:
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    for line in proc.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    raise RuntimeError(f"callgrind gave no count for {cmd}:\n{proc.stderr[-2000:]}")
+
+
+def instructions(tree: Path, only: set[str] | None) -> None:
+    """Instructions executed by each handler's import (valgrind's callgrind): the same
+    count for the same code and interpreter on any machine, however loaded, so two
+    versions of the code compare exactly where milliseconds on a shared 2-vCPU machine
+    swing by 2x. The interpreter's own start (`python -c pass` with the same
+    environment) is subtracted. `tree` is the checkout to measure (its functions/ and
+    shared/), so an earlier commit's worktree compares with this one."""
+    print(f"instructions of each handler's import (callgrind), {tree}:")
+    for function_dir in sorted(p for p in (tree / "functions").iterdir() if p.is_dir()):
+        if not (function_dir / "app.py").exists() or (only and function_dir.name not in only):
+            continue
+        env = {**function_env(function_dir), "PYTHONPATH": str(tree / "shared")}
+        # Once without counting, so the tree's bytecode is written and not compiled in
+        # the counted run (the deployed build ships its bytecode too).
+        subprocess.run(
+            [sys.executable, "-c", f"{HIDE}; import app"],
+            cwd=function_dir, env=env, capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+        start = _instructions([sys.executable, "-c", HIDE], function_dir, env)
+        total = _instructions([sys.executable, "-c", f"{HIDE}; import app"], function_dir, env)
+        print(f"{function_dir.name:<20}{(total - start) / 1e9:>8.3f} G", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
@@ -599,10 +639,21 @@ def main() -> None:
         metavar="BUILD_DIR",
         help="time the sam build output instead (e.g. .aws-sam/build after make sam-build)",
     )
+    parser.add_argument(
+        "--instructions",
+        type=Path,
+        nargs="?",
+        const=ROOT,
+        metavar="TREE",
+        help="count each import's instructions with callgrind instead (TREE: a checkout)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))
+        return
+    if args.instructions:
+        instructions(args.instructions.resolve(), set(args.only.split(",")) if args.only else None)
         return
     if args.built:
         built_import_ms(args.built, args.runs)
