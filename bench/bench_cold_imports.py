@@ -447,43 +447,45 @@ def child(spec_path: Path, out_path: Path) -> None:
     import_s = time.perf_counter() - t0
     after_import = _heavy()
 
-    if not spec["calls_aws"]:
-        _invoke_without_aws(app, spec, import_s, after_import, out_path)
-        return
     owed_s = 0.0
-    if "botocore.session" not in sys.modules:
-        # The SDK the first invocation needs for its clients (botocore's session; boto3
-        # only where the module imported it), imported before moto does it for its own.
-        t0 = time.perf_counter()
-        importlib.import_module("botocore.session")
-        owed_s = time.perf_counter() - t0
+    mock: Any = None
+    by_setup: set[str] = set()
+    if spec["calls_aws"]:
+        if "botocore.session" not in sys.modules:
+            # The SDK the first invocation needs for its clients (botocore's session;
+            # boto3 only where the module imported it), imported before moto does it for
+            # its own.
+            t0 = time.perf_counter()
+            importlib.import_module("botocore.session")
+            owed_s = time.perf_counter() - t0
 
-    before_setup = set(sys.modules)
-    from botocore.client import BaseClient
-    from moto import mock_aws
-    from moto.core.models import patch_client
+        before_setup = set(sys.modules)
+        from botocore.client import BaseClient
+        from moto import mock_aws
+        from moto.core.models import patch_client
 
-    mock = mock_aws()
-    mock.start()
-    SETUPS[spec["setup"]](spec)
-    if spec["questdb_csv"]:
-        _serve_questdb(app, spec["questdb_csv"])
-    for value in vars(app).values():  # clients the module built at import, before moto
-        if isinstance(value, BaseClient):
-            patch_client(value)
+        mock = mock_aws()
+        mock.start()
+        SETUPS[spec["setup"]](spec)
+        if spec["questdb_csv"]:
+            _serve_questdb(app, spec["questdb_csv"])
+        for value in vars(app).values():  # clients the module built at import, before moto
+            if isinstance(value, BaseClient):
+                patch_client(value)
+        by_setup = {m for m in HEAVY if m in sys.modules and m not in before_setup}
     if spec["clock"]:
         from datetime import datetime
 
         fixed = datetime.fromisoformat(spec["clock"])
         setattr(app, "now", lambda: fixed)  # noqa: B010  (the tests' fixed clock)
-    by_setup = {m for m in HEAVY if m in sys.modules and m not in before_setup}
     event = json.loads((EVENTS / f"{spec['event']}.json").read_text())
 
     os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
     t0 = time.perf_counter()
     reply = app.handler(event, _Context())
     invoke_s = time.perf_counter() - t0
-    mock.stop()
+    if mock is not None:
+        mock.stop()
 
     status = reply.get("statusCode") if isinstance(reply, dict) else None
     failures = reply.get("batchItemFailures") if isinstance(reply, dict) else None
@@ -494,25 +496,6 @@ def child(spec_path: Path, out_path: Path) -> None:
         "after_invoke": [m + ("*" if m in by_setup else "") for m in _heavy()],
         "status": status,
         "failures": len(failures) if failures is not None else None,
-    }
-    out_path.write_text(json.dumps(result))
-
-
-def _invoke_without_aws(
-    app: Any, spec: dict[str, Any], import_s: float, after_import: list[str], out_path: Path
-) -> None:
-    event = json.loads((EVENTS / f"{spec['event']}.json").read_text())
-    os.environ["_X_AMZN_TRACE_ID"] = TRACE_HEADER
-    t0 = time.perf_counter()
-    reply = app.handler(event, _Context())
-    invoke_s = time.perf_counter() - t0
-    result = {
-        "import_ms": import_s * 1000,
-        "invoke_ms": invoke_s * 1000,
-        "after_import": after_import,
-        "after_invoke": _heavy(),
-        "status": reply.get("statusCode"),
-        "failures": None,
     }
     out_path.write_text(json.dumps(result))
 
