@@ -79,14 +79,9 @@ def imported_by(function: str) -> set[str]:
     return {m.split(".")[0] for m in run_probe(function, _PROBE)}
 
 
-# Under moto: the set-up runs first (what the function finds deployed), then the module is
-# imported and its handler called once with events/<event>.json. The tracer stays on
-# (POWERTOOLS_TRACE_DISABLED=false), so the traced calls run as in Lambda.
-_INVOKE = """
-import json, sys
-import boto3
-from moto import mock_aws
-
+# The Lambda context every probe below hands its handler (no braces: the probes are
+# str.format templates).
+_CONTEXT = """
 class Context:
     function_name = "footprint"
     function_version = "$LATEST"
@@ -98,15 +93,29 @@ class Context:
 
     def get_remaining_time_in_millis(self):
         return 60_000
+"""
 
+# Under moto: the set-up runs first (what the function finds deployed), then the module is
+# imported and its handler called once with events/<event>.json. The tracer stays on
+# (POWERTOOLS_TRACE_DISABLED=false), so the traced calls run as in Lambda.
+_INVOKE = (
+    """
+import json, sys
+import boto3
+from moto import mock_aws
+"""
+    + _CONTEXT
+    + """
+context = Context()
 with mock_aws():
 {setup}
     loaded_by_setup = sorted(sys.modules)
     import app
-    reply = app.handler(json.loads(open({event!r}).read()), Context())
+    reply = app.handler(json.loads(open({event!r}).read()), context)
 print(json.dumps({{"reply": reply, "modules": sorted(sys.modules),
                   "loaded_by_setup": loaded_by_setup}}))
 """
+)
 
 
 def invoked(
@@ -335,21 +344,19 @@ def test_the_collector_runs_again_after_the_import(function: str) -> None:
     assert frozen > 10_000  # the imported modules' objects, out of every later collection
 
 
-_API_WITHOUT_AWS = """
+_API_WITHOUT_AWS = (
+    """
 import json, sys
 import app
-from types import SimpleNamespace
-context = SimpleNamespace(
-    function_name="footprint", function_version="$LATEST", memory_limit_in_mb=1024,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:footprint",
-    aws_request_id="00000000-0000-4000-8000-000000000000",
-    log_group_name="/aws/lambda/footprint", log_stream_name="footprint",
-    get_remaining_time_in_millis=lambda: 60_000,
-)
+"""
+    + _CONTEXT
+    + """
+context = Context()
 replies = [app.handler(json.loads(open(path).read()), context)["statusCode"]
            for path in sys.argv[1:]]
 print(json.dumps({"replies": replies, "modules": sorted(sys.modules)}))
 """
+)
 
 _QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/algotrendy-orders-dev.fifo"
 _MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:algotrendy-backtest-dev"
@@ -388,18 +395,15 @@ def test_api_routes_that_call_no_aws_load_no_aws_sdk(tmp_path: Path) -> None:
     assert modules & {"botocore.session", "botocore.client"} == set()
 
 
-_API_ORDER = """
+_API_ORDER = (
+    """
 import json, sys
 import boto3
 from moto import mock_aws
-from types import SimpleNamespace
-context = SimpleNamespace(
-    function_name="footprint", function_version="$LATEST", memory_limit_in_mb=1024,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:footprint",
-    aws_request_id="00000000-0000-4000-8000-000000000000",
-    log_group_name="/aws/lambda/footprint", log_stream_name="footprint",
-    get_remaining_time_in_millis=lambda: 60_000,
-)
+"""
+    + _CONTEXT
+    + """
+context = Context()
 login_event, order_event, queue_name = sys.argv[1:]
 with mock_aws():
     sqs = boto3.client("sqs", region_name="us-east-1")
@@ -421,6 +425,7 @@ with mock_aws():
 print(json.dumps({"status": placed["statusCode"], "wrapped": wrapped,
                   "messages": len(got.get("Messages", []))}))
 """
+)
 
 
 def test_api_order_route_builds_its_client_traced(tmp_path: Path) -> None:
