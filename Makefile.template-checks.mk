@@ -8,8 +8,10 @@
 #   make template-check   validate (SAM + lint), cfn-lint, ASL validation, sam build
 #   make template-sizes   per-function code + layers unzipped size from the build, <= 250 MB
 #                         (webhook <= 30 MB)
+#   make image-trees      assemble each container-image function's file system from its
+#                         Dockerfile, without Docker (scripts/image_tree.py)
 #   make invoke FN=WebhookFunction EVENT=events/webhook_strategy_json.json [ENV_VARS=f.json]
-#                         run a built zip function's handler on an event, as Lambda would
+#                         run a built function's handler on an event, as Lambda would
 #                         import it (stand-in for `sam local invoke`, which needs Docker)
 
 SAM_PYTHON     ?= python3.11
@@ -30,7 +32,7 @@ OFFLINE_AWS := env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_
 	AWS_EC2_METADATA_DISABLED=true SAM_CLI_TELEMETRY=0
 
 .PHONY: template-check template-validate template-lint asl-check sam-build template-sizes \
-	template-tools invoke
+	template-tools invoke image-trees
 
 $(SAM_STAMP):
 	test -x $(SAM_BIN)/python || $(SAM_PYTHON) -m venv $(SAM_VENV)
@@ -75,8 +77,8 @@ asl-check:
 ## Build every zip function and layer (layers: layers/pip-layer.mk installs wheels for the
 ## Lambda platform, CPython 3.11 on Amazon Linux 2), then check the build's layout.
 ## Container-image functions (PackageType: Image, e.g. BacktestWorkerFunction) are
-## excluded: building them needs Docker, which these checks do not use; tests/infra checks
-## their Dockerfile instead.
+## excluded: building them needs Docker, which these checks do not have; `image-trees`
+## below assembles their file systems from their Dockerfiles instead.
 IMAGE_FUNCTIONS = $(shell $(SAM_BIN)/python scripts/check_sam_build.py image-functions)
 sam-build: $(SAM_STAMP)
 	$(OFFLINE_AWS) LAYER_PYTHON=$(abspath $(SAM_BIN)/python) $(SAM_BIN)/sam build \
@@ -85,7 +87,14 @@ sam-build: $(SAM_STAMP)
 	$(SAM_BIN)/python scripts/check_sam_build.py compile --build-dir $(SAM_BUILD_DIR)
 	$(SAM_BIN)/python scripts/check_sam_build.py layout --build-dir $(SAM_BUILD_DIR)
 
-template-check: template-validate template-lint asl-check sam-build
+## The image functions' file systems, replayed from their Dockerfiles (pip installs the
+## Lambda platform's wheels; the RUN steps run, the numba precompile included) into
+## .aws-sam/image/<LogicalId>: what `make invoke` and the cold-import bench run them from.
+IMAGE_TREE_DIR ?= .aws-sam/image
+image-trees: $(SAM_STAMP)
+	$(OFFLINE_AWS) $(SAM_BIN)/python scripts/image_tree.py $(IMAGE_FUNCTIONS) --out $(IMAGE_TREE_DIR)
+
+template-check: template-validate template-lint asl-check sam-build image-trees
 
 ## Deployment size per function (code + all its layers, unzipped) against Lambda's limit.
 template-sizes: sam-build
@@ -96,7 +105,7 @@ template-sizes: sam-build
 FN ?=
 EVENT ?=
 ENV_VARS ?=
-invoke: sam-build
+invoke: sam-build image-trees
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<event.json> [ENV_VARS=<env.json>]"; exit 2; }
 	@test -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=<event.json> [ENV_VARS=<env.json>]"; exit 2; }
 	$(OFFLINE_AWS) $(SAM_BIN)/python scripts/invoke.py $(FN) --event $(EVENT) \

@@ -50,7 +50,9 @@ What each first invocation does (the fixtures of tests/functions):
 project's own code included, none written while timing, as on Lambda's read-only file
 system): each zip function imported as Lambda would (its built folder, its layers' pinned
 numpy 2.2 / pandas 2.3, only the runtime's own packages, no site-packages of this venv;
-scripts/invoke.py's resolution).
+scripts/invoke.py's resolution); the worker from its image's file system (`make
+image-trees`: numba on, its precompiled kernels copied to an empty /tmp as at a cold
+start).
 
 `--instructions [TREE]` counts the instructions each import executes (valgrind's
 callgrind, the interpreter's own start subtracted) instead of timing it: exact and
@@ -68,6 +70,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -560,8 +563,15 @@ def built_import_ms(build_dir: Path, runs: int) -> None:
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONPATH": os.pathsep.join(path),
             }
+            if "image_env" in spec:  # an image function: its tree (make image-trees)
+                env.pop("ALGOTRENDY_DISABLE_NUMBA")  # the image ships numba
             times = []
-            for _ in range(runs):
+            for run in range(runs):
+                # Lambda's /tmp, empty at each cold start (the image's numba cache seed is
+                # copied into it at import).
+                lambda_tmp = Path(tmp) / f"lambda-tmp-{name}-{run}"
+                lambda_tmp.mkdir()
+                env.update(invoke.image_environment(spec, lambda_tmp))
                 proc = subprocess.run(
                     [sys.executable, "-S", "-X", "importtime", "-c", f"import {module}"],
                     cwd=spec["code"], env=env, capture_output=True, text=True, timeout=120,
@@ -572,6 +582,61 @@ def built_import_ms(build_dir: Path, runs: int) -> None:
             best, median = min(times), statistics.median(times)
             verdict = "MET" if best < BUDGET_MS else "MISSED"
             print(f"{name:<28}{best:>8.0f}{median:>8.0f}  {verdict}")
+    if "BacktestWorkerFunction" in names:
+        worker_cold_chunk(build_dir, runs)
+
+
+def worker_cold_chunk(build_dir: Path, runs: int) -> None:
+    """The worker image's cold start to its reply on the sample chunk (scripts/invoke.py
+    from the image's file system, S3 on moto's server, a fresh interpreter and an empty
+    /tmp each run), with the image's precompiled numba cache and without it (the seed
+    unset: every kernel compiled at the cold start, as before the image carried one)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per S3 request
+    event = json.loads((EVENTS / "backtest_worker.json").read_text())
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=url, **_FAKE_KEYS)
+        for where in event["data"].values():
+            s3.create_bucket(Bucket=where["bucket"])
+            s3.upload_file(str(FIXTURES / "ohlcv" / "backtesting_GOOG_1d.csv"),
+                           where["bucket"], where["key"])  # fmt: skip
+        print(f"worker, cold start to reply on events/backtest_worker.json, best / median of "
+              f"{runs} (ms):")  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="bench-cold-worker-") as tmp:
+            for label, seed in (("precompiled kernels (the image)", True),
+                                ("kernels compiled at start", False)):  # fmt: skip
+                env_file = Path(tmp) / "env.json"
+                extra: dict[str, str | None] = {"AWS_ENDPOINT_URL": url}
+                if not seed:
+                    extra["ALGOTRENDY_NUMBA_CACHE_SEED"] = None
+                env_file.write_text(json.dumps({"BacktestWorkerFunction": extra}))
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    proc = subprocess.run(
+                        [sys.executable, str(ROOT / "scripts" / "invoke.py"),
+                         "BacktestWorkerFunction", "--event", str(EVENTS / "backtest_worker.json"),
+                         "--build-dir", str(build_dir), "--env-vars", str(env_file)],
+                        capture_output=True, text=True, timeout=600, check=False,
+                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                             "AWS_EC2_METADATA_DISABLED": "true",
+                             **{k.upper(): v for k, v in _FAKE_KEYS.items()}},
+                    )  # fmt: skip
+                    times.append((time.perf_counter() - started) * 1000.0)
+                    if proc.returncode:
+                        raise RuntimeError(f"worker failed:\n{proc.stderr[-2000:]}")
+                print(f"  {label:<34}{min(times):>8.0f}{statistics.median(times):>8.0f}")
+    finally:
+        server.stop()
+
+
+_FAKE_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def compile_project(tree: Path) -> None:

@@ -1,4 +1,4 @@
-"""Run one built zip function's handler on an event, the way Lambda imports and calls it:
+"""Run one built function's handler on an event, the way Lambda imports and calls it:
 a stand-in for `sam local invoke`, which needs Docker.
 
     python scripts/invoke.py WebhookFunction --event events/webhook_strategy_json.json \
@@ -44,7 +44,11 @@ What it does NOT isolate, unlike `sam local invoke` (a Lambda base-image contain
   system is not read-only outside /tmp, and there is no network sandbox: a handler that
   reaches AWS or the internet does so (offline it fails fast without credentials).
 - No Lambda runtime API, no init-phase timeout, no container reuse between invocations.
-- Container-image functions (PackageType: Image) cannot be run: they need Docker.
+- Container-image functions (PackageType: Image) run from the file system that
+  scripts/image_tree.py assembles from their Dockerfile (`make image-trees`, no Docker):
+  the task root as the code, the image's site-packages as the one layer, its CMD as the
+  handler, its ENV under the function's Environment (image paths mapped into the tree,
+  /tmp to an empty folder of the invocation). Not the image itself: see image_tree.py.
 """
 
 from __future__ import annotations
@@ -254,9 +258,7 @@ def function_spec(template: dict[str, Any], logical_id: str, build_dir: Path) ->
         )
     props = {**template.get("Globals", {}).get("Function", {}), **res.get("Properties", {})}
     if props.get("PackageType") == "Image":
-        raise InvokeError(
-            f"{logical_id} is a container image: run it with Docker (sam local invoke)"
-        )
+        return image_function_spec(props, logical_id, build_dir.parent / "image" / logical_id)
     layers = []
     for layer in props.get("Layers", []):
         if not (isinstance(layer, dict) and set(layer) == {"Ref"}):
@@ -270,6 +272,44 @@ def function_spec(template: dict[str, Any], logical_id: str, build_dir: Path) ->
     if not code.is_dir():
         raise InvokeError(f"{logical_id}: code not built ({code}); run sam build")
     return {"props": props, "code": code, "layers": layers}
+
+
+RESERVED_IMAGE_ENV = ("LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ", "LANG")
+
+
+def image_function_spec(props: dict[str, Any], logical_id: str, tree: Path) -> dict[str, Any]:
+    """A container-image function, run from the file system that scripts/image_tree.py
+    assembled from its Dockerfile: its task root as the code, its site-packages as the one
+    layer, its CMD as the handler and its ENV (image paths mapped into the tree; /tmp is
+    the invocation's own, as Lambda's is) under the function's Environment."""
+    manifest_path = tree / "image.json"
+    if not manifest_path.is_file():
+        raise InvokeError(
+            f"{logical_id} is a container image and its file system is not assembled "
+            f"({manifest_path}): run `make image-trees` (no Docker needed)"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    return {
+        "props": {**props, "Handler": manifest["handler"]},
+        "code": (tree / manifest["task_root"]).resolve(),
+        "layers": [(tree / manifest["site_packages"]).resolve()],
+        "image_env": manifest["env"],
+        "image_root": tree.resolve(),
+    }
+
+
+def image_environment(spec: dict[str, Any], lambda_tmp: Path) -> dict[str, str]:
+    """The image's ENV as the function sees it, its paths mapped to where they are here."""
+    out: dict[str, str] = {}
+    for name, value in spec.get("image_env", {}).items():
+        if name in RESERVED_IMAGE_ENV or name.startswith("PIP_"):
+            continue  # Lambda sets its reserved variables itself; PIP_* serve the build
+        if value == "/tmp" or value.startswith("/tmp/"):
+            value = str(lambda_tmp / value.removeprefix("/tmp").lstrip("/"))
+        elif value.startswith(("/var/", "/opt/")):
+            value = str(spec["image_root"] / value.lstrip("/"))
+        out[name] = value
+    return out
 
 
 def runtime_dir(dest: Path) -> Path:
@@ -403,6 +443,9 @@ def invoke(
                 "TZ": ":UTC",
             }
         )
+        lambda_tmp = Path(tmp) / "lambda-tmp"  # Lambda's /tmp: empty at a cold start
+        lambda_tmp.mkdir()
+        env.update(image_environment(spec, lambda_tmp))
         env.update(function_environment(template, logical_id, resolver))
         for key, value in parse_env_vars(env_vars, logical_id).items():
             if value is None:
@@ -447,7 +490,7 @@ def invoke(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("function", help="logical id of a zip function, e.g. WebhookFunction")
+    parser.add_argument("function", help="logical id of a function, e.g. WebhookFunction")
     parser.add_argument("--event", "-e", type=Path, required=True, help="event JSON file")
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
     parser.add_argument("--env-vars", "-n", type=Path, help="sam local's env-vars JSON file")

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from algotrendy.compiled import HAVE_NUMBA
 
 SCRIPT = r"""
 import json, sys
 import numpy as np
+import pytest
 from algotrendy.data import load_ohlcv
 from algotrendy import indicators as ind
 from algotrendy.backtest.metrics import compute_metrics
@@ -54,3 +56,33 @@ def test_uncompiled_path_matches_compiled(goog_path: Path) -> None:
     for name, values in fast["values"].items():  # type: ignore[attr-defined]
         np.testing.assert_array_equal(plain["values"][name], values, err_msg=name)  # type: ignore[index]
     assert plain["metrics"] == fast["metrics"]
+
+
+def test_seed_cache_is_copied_only_into_an_absent_cache_dir(tmp_path: Path) -> None:
+    from algotrendy.compiled import seed_numba_cache
+
+    seed = tmp_path / "seed"
+    (seed / "kernels_abc").mkdir(parents=True)
+    (seed / "kernels_abc" / "f-1.py311.nbi").write_bytes(b"index")
+    cache = tmp_path / "tmp" / "numba"
+    assert seed_numba_cache(str(seed), str(cache)) is True
+    assert (cache / "kernels_abc" / "f-1.py311.nbi").read_bytes() == b"index"
+    # A warm environment keeps what it compiled since: never overwritten.
+    (cache / "kernels_abc" / "f-1.py311.nbi").write_bytes(b"newer")
+    assert seed_numba_cache(str(seed), str(cache)) is False
+    assert (cache / "kernels_abc" / "f-1.py311.nbi").read_bytes() == b"newer"
+    # Nothing asked for: nothing done.
+    assert seed_numba_cache(None, str(tmp_path / "other")) is False
+    assert seed_numba_cache(str(seed), None) is False
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_missing_seed_is_logged_and_the_kernels_compile(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from algotrendy.compiled import seed_numba_cache
+
+    with caplog.at_level("WARNING", logger="algotrendy.compiled"):
+        assert seed_numba_cache(str(tmp_path / "absent"), str(tmp_path / "cache")) is False
+    assert "is not a directory: kernels will be compiled" in caplog.text
+    assert not (tmp_path / "cache").exists()
