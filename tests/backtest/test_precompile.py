@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from algotrendy.compiled import HAVE_NUMBA
-from algotrendy.strategies import strategy_names
 
 CANDLES = Path(__file__).resolve().parents[1] / "fixtures" / "ohlcv" / "backtesting_GOOG_1d.csv"
 
@@ -35,7 +34,7 @@ for i, name in enumerate(strategy_names()):
     chunk = SweepChunk(id=name, index=i, strategy=name, symbols=["GOOG"], params=[defaults],
                        first_task=0, config=BacktestConfig(fee=0.001, sizing="fraction", size=0.5))
     rows += len(run_chunk(chunk, lambda _s: frame))
-print(json.dumps({"numba": HAVE_NUMBA, "rows": rows}))
+print(json.dumps({"numba": HAVE_NUMBA, "strategies": strategy_names(), "rows": rows}))
 """
 
 
@@ -60,9 +59,7 @@ def test_precompiled_cache_serves_every_strategys_chunk_without_compiling(
         check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().startswith(
-        f"precompile: {len(strategy_names())} strategies compiled into numba's cache"
-    )
+    precompiled = proc.stdout.strip()
     cached = _files(seed)
     # One cache folder per source file holding kernels the worker reaches.
     folders = {name.split("/", 1)[0].rsplit("_", 1)[0] for name in cached}
@@ -75,7 +72,16 @@ def test_precompiled_cache_serves_every_strategys_chunk_without_compiling(
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout) == {"numba": True, "rows": len(strategy_names())}
+    ran = json.loads(proc.stdout)
+    # Every registered strategy (in a fresh process: the built-in ones) was precompiled,
+    # and each gave its row on the seeded run.
+    assert ran["numba"] is True
+    assert len(ran["strategies"]) >= 5
+    assert ran["rows"] == len(ran["strategies"])
+    assert precompiled == (
+        f"precompile: {len(ran['strategies'])} strategies compiled into numba's cache: "
+        + ", ".join(ran["strategies"])
+    )
     assert _files(cache) == cached, "a kernel was compiled although the seed had it"
 
 
