@@ -154,20 +154,24 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
     return out
 
 
-def _invoke_module() -> ModuleType:
-    """scripts/invoke.py, whose intrinsic-function resolver (the one `make invoke` uses)
-    gives the tests each function's environment as deployed, placeholders for resources."""
-    if "algotrendy_invoke" in sys.modules:
-        return sys.modules["algotrendy_invoke"]
-    spec = importlib.util.spec_from_file_location(
-        "algotrendy_invoke", ROOT / "scripts" / "invoke.py"
-    )
+def script_module(name: str) -> ModuleType:
+    """scripts/<name>.py as a module, loaded once (the scripts are not a package)."""
+    key = f"algotrendy_script_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, ROOT / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["algotrendy_invoke"] = module
+    sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _invoke_module() -> ModuleType:
+    """scripts/invoke.py, whose intrinsic-function resolver (the one `make invoke` uses)
+    gives the tests each function's environment as deployed, placeholders for resources."""
+    return script_module("invoke")
 
 
 def function_environment(template: dict[str, Any], logical_id: str) -> dict[str, str]:

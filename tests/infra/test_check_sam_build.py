@@ -7,11 +7,11 @@ refuses a build where one is missing."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import sam_template as sam
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,15 +32,7 @@ Resources:
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "check_sam_build", ROOT / "scripts" / "check_sam_build.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["check_sam_build"] = module
-    spec.loader.exec_module(module)
-    return module
+    return sam.script_module("check_sam_build")
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ llvmlite, numpy and pandas pins, its precompiled numba cache, and S3 served by m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,19 +19,7 @@ import sam_template as sam
 from algotrendy.backtest.sweep import SweepChunk, run_chunk
 from algotrendy.data import load_ohlcv
 
-
-def _image_tree() -> ModuleType:
-    path = sam.ROOT / "scripts" / "image_tree.py"
-    spec = importlib.util.spec_from_file_location("image_tree", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["image_tree"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-image_tree = _image_tree()
+image_tree = sam.script_module("image_tree")
 
 DOCKERFILE = """\
 # a comment
