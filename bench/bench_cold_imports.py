@@ -70,7 +70,6 @@ import argparse
 import importlib
 import importlib.util
 import json
-import logging
 import os
 import statistics
 import subprocess
@@ -591,52 +590,32 @@ def worker_cold_chunk(build_dir: Path, runs: int) -> None:
     from the image's file system, S3 on moto's server, a fresh interpreter and an empty
     /tmp each run), with the image's precompiled numba cache and without it (the seed
     unset: every kernel compiled at the cold start, as before the image carried one)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+    sys.path.insert(0, str(ROOT / "tests" / "infra"))
+    from invoke_s3 import invoke_built, s3_serving_candles
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per S3 request
-    event = json.loads((EVENTS / "backtest_worker.json").read_text())
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        s3 = boto3.client("s3", region_name=REGION, endpoint_url=url, **_FAKE_KEYS)
-        for where in event["data"].values():
-            s3.create_bucket(Bucket=where["bucket"])
-            s3.upload_file(str(FIXTURES / "ohlcv" / "backtesting_GOOG_1d.csv"),
-                           where["bucket"], where["key"])  # fmt: skip
-        print(f"worker, cold start to reply on events/backtest_worker.json, best / median of "
-              f"{runs} (ms):")  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="bench-cold-worker-") as tmp:
-            for label, seed in (("precompiled kernels (the image)", True),
-                                ("kernels compiled at start", False)):  # fmt: skip
-                env_file = Path(tmp) / "env.json"
-                extra: dict[str, str | None] = {"AWS_ENDPOINT_URL": url}
-                if not seed:
-                    extra["ALGOTRENDY_NUMBA_CACHE_SEED"] = None
-                env_file.write_text(json.dumps({"BacktestWorkerFunction": extra}))
-                times = []
-                for _ in range(runs):
-                    started = time.perf_counter()
-                    proc = subprocess.run(
-                        [sys.executable, str(ROOT / "scripts" / "invoke.py"),
-                         "BacktestWorkerFunction", "--event", str(EVENTS / "backtest_worker.json"),
-                         "--build-dir", str(build_dir), "--env-vars", str(env_file)],
-                        capture_output=True, text=True, timeout=600, check=False,
-                        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                             "AWS_EC2_METADATA_DISABLED": "true",
-                             **{k.upper(): v for k, v in _FAKE_KEYS.items()}},
-                    )  # fmt: skip
-                    times.append((time.perf_counter() - started) * 1000.0)
-                    if proc.returncode:
-                        raise RuntimeError(f"worker failed:\n{proc.stderr[-2000:]}")
-                print(f"  {label:<34}{min(times):>8.0f}{statistics.median(times):>8.0f}")
-    finally:
-        server.stop()
-
-
-_FAKE_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    event_path = EVENTS / "backtest_worker.json"
+    candles = FIXTURES / "ohlcv" / "backtesting_GOOG_1d.csv"
+    print(f"worker, cold start to reply on events/backtest_worker.json, best / median of "
+          f"{runs} (ms):")  # fmt: skip
+    with (
+        s3_serving_candles(json.loads(event_path.read_text()), candles) as (url, _),
+        tempfile.TemporaryDirectory(prefix="bench-cold-worker-") as tmp,
+    ):
+        for label, seed in (("precompiled kernels (the image)", True),
+                            ("kernels compiled at start", False)):  # fmt: skip
+            extra: dict[str, str | None] = {"AWS_ENDPOINT_URL": url}
+            if not seed:
+                extra["ALGOTRENDY_NUMBA_CACHE_SEED"] = None
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                proc = invoke_built(
+                    "BacktestWorkerFunction", event_path, build_dir, extra, Path(tmp)
+                )
+                times.append((time.perf_counter() - started) * 1000.0)
+                if proc.returncode:
+                    raise RuntimeError(f"worker failed:\n{proc.stderr[-2000:]}")
+            print(f"  {label:<34}{min(times):>8.0f}{statistics.median(times):>8.0f}")
 
 
 def compile_project(tree: Path) -> None:

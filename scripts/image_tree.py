@@ -46,6 +46,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,10 @@ def expand(text: str, env: dict[str, str]) -> str:
 class Tree:
     """The image's file system under `root`, and the variables set so far."""
 
-    def __init__(self, root: Path, context: Path) -> None:
+    def __init__(self, root: Path, context: Path, runtime: Path) -> None:
         self.root = root.resolve()
         self.context = context
+        self.runtime = runtime  # the Lambda runtime's own packages (boto3...), not in the image
         self.env = dict(BASE_ENV)
         self.handler: str | None = None
         self.ignore = _dockerignore(context)
@@ -121,25 +123,20 @@ class Tree:
         return self.root / image_path.lstrip("/")
 
     def map_value(self, value: str) -> str:
-        """An image path (an absolute path that is not this machine's own program) as a
-        path in the tree; anything else unchanged."""
-        if value.startswith(("/var/", "/opt/", "/tmp/", "/etc/")):
-            return str(self.path(value))
-        return value
+        """An image path as a path in the tree (the build's /tmp is the image's); anything
+        else unchanged."""
+        return invoke.image_path(value, self.root, self.root / "tmp")
 
     def python_env(self, extra: dict[str, str]) -> dict[str, str]:
         """The variables of a RUN step: the image's, with its paths mapped into the tree,
         Python on only the image's task root and packages (+ the runtime's)."""
-        runtime = self.root / ".runtime"
-        if not runtime.exists():
-            invoke.runtime_dir(runtime)
         env = {k: self.map_value(v) for k, v in {**self.env, **extra}.items()}
         env.update(
             {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                 "HOME": str(self.root / "root"),
                 "PYTHONPATH": os.pathsep.join(
-                    [str(self.path("/var/task")), str(self.path(SITE_PACKAGES)), str(runtime)]
+                    [str(self.path("/var/task")), str(self.path(SITE_PACKAGES)), str(self.runtime)]
                 ),
                 "PYTHONNOUSERSITE": "1",
             }
@@ -255,17 +252,20 @@ def assemble(dockerfile: Path, context: Path, dest: Path) -> dict[str, Any]:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    tree = Tree(dest, context)
-    steps = {"FROM": tree.from_, "ENV": tree.env_, "COPY": tree.copy, "RUN": tree.run,
-             "CMD": tree.cmd}  # fmt: skip
-    for number, word, args in instructions(dockerfile):
-        step = steps.get(word)
-        if step is None:
-            raise ImageTreeError(f"{dockerfile}:{number}: {word} is not replayed by the stand-in")
-        try:
-            step(args)
-        except ImageTreeError as exc:
-            raise ImageTreeError(f"{dockerfile}:{number}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="image-tree-runtime-") as tmp:
+        tree = Tree(dest, context, invoke.runtime_dir(Path(tmp) / "runtime"))
+        steps = {"FROM": tree.from_, "ENV": tree.env_, "COPY": tree.copy, "RUN": tree.run,
+                 "CMD": tree.cmd}  # fmt: skip
+        for number, word, args in instructions(dockerfile):
+            step = steps.get(word)
+            if step is None:
+                raise ImageTreeError(
+                    f"{dockerfile}:{number}: {word} is not replayed by the stand-in"
+                )
+            try:
+                step(args)
+            except ImageTreeError as exc:
+                raise ImageTreeError(f"{dockerfile}:{number}: {exc}") from None
     if tree.handler is None:
         raise ImageTreeError(f"{dockerfile}: no CMD (the handler)")
     manifest = {

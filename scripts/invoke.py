@@ -298,18 +298,25 @@ def image_function_spec(props: dict[str, Any], logical_id: str, tree: Path) -> d
     }
 
 
+def image_path(value: str, root: Path, tmp: Path) -> str:
+    """`value` as where it is here if it is a path in the image: /tmp to `tmp` (Lambda's
+    own /tmp at run time, the image's at build time), the image's folders under `root`
+    (the assembled tree); any other value unchanged."""
+    if value == "/tmp" or value.startswith("/tmp/"):
+        return str(tmp / value.removeprefix("/tmp").lstrip("/"))
+    if value.startswith(("/var/", "/opt/", "/etc/")):
+        return str(root / value.lstrip("/"))
+    return value
+
+
 def image_environment(spec: dict[str, Any], lambda_tmp: Path) -> dict[str, str]:
     """The image's ENV as the function sees it, its paths mapped to where they are here."""
-    out: dict[str, str] = {}
-    for name, value in spec.get("image_env", {}).items():
-        if name in RESERVED_IMAGE_ENV or name.startswith("PIP_"):
-            continue  # Lambda sets its reserved variables itself; PIP_* serve the build
-        if value == "/tmp" or value.startswith("/tmp/"):
-            value = str(lambda_tmp / value.removeprefix("/tmp").lstrip("/"))
-        elif value.startswith(("/var/", "/opt/")):
-            value = str(spec["image_root"] / value.lstrip("/"))
-        out[name] = value
-    return out
+    return {
+        name: image_path(value, spec["image_root"], lambda_tmp)
+        for name, value in spec.get("image_env", {}).items()
+        # Lambda sets its reserved variables itself; PIP_* serve the build.
+        if name not in RESERVED_IMAGE_ENV and not name.startswith("PIP_")
+    }
 
 
 def runtime_dir(dest: Path) -> Path:

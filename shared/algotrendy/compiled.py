@@ -14,8 +14,8 @@ RuntimeError at decoration time, and we compile in memory instead.
 `ALGOTRENDY_NUMBA_CACHE_SEED` names a prebuilt cache (the backtest worker's image makes one
 at build time, `algotrendy.backtest.precompile`). numba needs its cache directory
 writable, and Lambda's only writable place, /tmp, starts empty in every new execution
-environment; so the seed is copied to NUMBA_CACHE_DIR before numba loads, and a cold
-worker loads its kernels instead of compiling them (~2 s).
+environment; so the seed is copied to NUMBA_CACHE_DIR before any kernel is decorated, and
+a cold worker loads its kernels instead of compiling them (~2 s).
 """
 
 from __future__ import annotations
@@ -49,15 +49,16 @@ def seed_numba_cache(seed: str | None, cache_dir: str | None) -> bool:
 
 HAVE_NUMBA = False
 if os.environ.get("ALGOTRENDY_DISABLE_NUMBA", "") not in ("1", "true", "yes"):
-    seed_numba_cache(
-        os.environ.get("ALGOTRENDY_NUMBA_CACHE_SEED"), os.environ.get("NUMBA_CACHE_DIR")
-    )
     try:
         import numba
-
-        HAVE_NUMBA = True
     except ImportError:  # a Lambda package without numba: run uncompiled
         HAVE_NUMBA = False
+    else:
+        HAVE_NUMBA = True
+        # Before any kernel is decorated: that is when numba looks at its cache.
+        seed_numba_cache(
+            os.environ.get("ALGOTRENDY_NUMBA_CACHE_SEED"), os.environ.get("NUMBA_CACHE_DIR")
+        )
 
 
 @overload

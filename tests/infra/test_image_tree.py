@@ -8,13 +8,12 @@ llvmlite, numpy and pandas pins, its precompiled numba cache, and S3 served by m
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sam_template as sam
+from invoke_s3 import invoke_built, s3_serving_candles
 
 from algotrendy.backtest.sweep import SweepChunk, run_chunk
 from algotrendy.data import load_ohlcv
@@ -121,44 +120,24 @@ def test_worker_runs_from_its_image_tree_on_precompiled_kernels(tmp_path: Path) 
     gives; the kernels come from the seed cache built into the image: the function's
     NUMBA_CACHE_DIR, empty at the start as Lambda's /tmp is, ends with exactly the seed's
     files, so nothing was compiled at the cold start."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     event = json.loads((sam.EVENTS / "backtest_worker.json").read_text())
     seed = TREE / "var" / "task" / "numba-cache"
     assert _files(seed), "the image's precompile step left no cache"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        url = f"http://{host}:{port}"
-        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-        s3 = boto3.client("s3", region_name=sam.REGION, endpoint_url=url, **creds)
-        for where in event["data"].values():
-            s3.create_bucket(Bucket=where["bucket"])
-            s3.upload_file(str(CANDLES), where["bucket"], where["key"])
-        cache = tmp_path / "numba"  # the function's /tmp/numba, absent at a cold start
-        env_file = tmp_path / "env.json"
-        env_file.write_text(
-            json.dumps({"BacktestWorkerFunction": {"AWS_ENDPOINT_URL": url,
-                                                   "NUMBA_CACHE_DIR": str(cache)}})
-        )  # fmt: skip
-        proc = subprocess.run(
-            [sys.executable, str(sam.ROOT / "scripts" / "invoke.py"), "BacktestWorkerFunction",
-             "--event", str(sam.EVENTS / "backtest_worker.json"),
-             "--build-dir", str(sam.ROOT / ".aws-sam" / "build"), "--env-vars", str(env_file)],
-            capture_output=True, text=True, timeout=300, check=False,
-            env={"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true",
-                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-        )  # fmt: skip
+    cache = tmp_path / "numba"  # the function's /tmp/numba, absent at a cold start
+    with s3_serving_candles(event, CANDLES) as (url, s3):
+        proc = invoke_built(
+            "BacktestWorkerFunction",
+            sam.EVENTS / "backtest_worker.json",
+            sam.ROOT / ".aws-sam" / "build",
+            {"AWS_ENDPOINT_URL": url, "NUMBA_CACHE_DIR": str(cache)},
+            tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         reply: dict[str, Any] = json.loads(proc.stdout)
         stored = json.loads(
             s3.get_object(Bucket=event["output"]["bucket"], Key=event["output"]["key"])["Body"]
             .read()
         )  # fmt: skip
-    finally:
-        server.stop()
 
     assert _files(cache) == _files(seed), "kernels were compiled at the cold start"
     expected = run_chunk(SweepChunk.model_validate(event["chunk"]), lambda _s: load_ohlcv(CANDLES))
