@@ -8,9 +8,11 @@ de-duplication id = intent id).
 
 Partial batch failures (Powertools `BatchProcessor`, the event source mapping needs
 `FunctionResponseTypes: [ReportBatchItemFailures]`): a record that raises is reported in
-`batchItemFailures` and comes back after the visibility timeout; the others are deleted
-once. A poison record (not JSON, not a `candles.closed` envelope, a bar that has not
-closed) never succeeds: it is logged as such, reported every time, and the queue's
+`batchItemFailures` and comes back after a short backoff (5, 10, 20, 40, 60 s: its
+visibility is shortened, `algotrendy.messaging.retry`, so the retry lands inside the
+signal's freshness and orders.fifo's de-duplication window); the others are deleted once.
+A poison record (not JSON, not a `candles.closed` envelope, a bar that has not closed)
+never succeeds: it is logged as such, reported every time, and the queue's
 redrive policy moves it to the DLQ after `maxReceiveCount` receives. A record whose
 configs partly failed is reported after the successful intents were sent: the retry
 recomputes the same intent ids, so FIFO de-duplication (and the engine's client order
@@ -44,8 +46,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from algotrendy.aws_clients import botocore_client
-from algotrendy.config import get_settings
-from algotrendy.messaging import Envelope, EnvelopeError, Queue, send_intent
+from algotrendy.config import ConfigurationError, get_settings
+from algotrendy.messaging import Envelope, EnvelopeError, Queue, QueueMessage, send_intent
+from algotrendy.messaging.retry import hasten_retries
 from algotrendy.signals import (
     CandlesClosed,
     MessageRefusedError,
@@ -53,7 +56,12 @@ from algotrendy.signals import (
     StrategyConfigStore,
     evaluate,
 )
-from algotrendy.signals.wiring import build_candle_store, build_config_store, build_orders_queue
+from algotrendy.signals.wiring import (
+    build_candle_store,
+    build_config_store,
+    build_orders_queue,
+    build_signals_queue,
+)
 
 if TYPE_CHECKING:
     from algotrendy.storage.base import CandleStore
@@ -84,6 +92,28 @@ def wiring() -> Wiring:
         candles=build_candle_store(settings),
         configs=build_config_store(settings, botocore_client),
         orders=build_orders_queue(settings, botocore_client),
+    )
+
+
+@cache
+def signals_queue() -> Queue | None:
+    """The queue the records come from, to hasten their retries; None (logged) when the
+    function is not told its URL: failed records then come back after the visibility
+    timeout."""
+    try:
+        return build_signals_queue(get_settings(), botocore_client)
+    except ConfigurationError as exc:
+        logger.error("failed records cannot be retried early", extra={"error": str(exc)})
+        return None
+
+
+def _queue_message(record: dict[str, Any]) -> QueueMessage:
+    attributes = record.get("attributes") or {}
+    return QueueMessage(
+        body=record.get("body", ""),
+        receipt=record["receiptHandle"],
+        message_id=record["messageId"],
+        receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
     )
 
 
@@ -141,10 +171,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     failures = response.get("batchItemFailures", [])
     if failures:
-        logger.warning(
-            "records left for retry",
-            extra={"failed": [f["itemIdentifier"] for f in failures]},
-        )
+        failed = {str(f["itemIdentifier"]) for f in failures}
+        logger.warning("records left for retry", extra={"failed": sorted(failed)})
+        queue = signals_queue()
+        if queue is not None:
+            hasten_retries(
+                queue, [_queue_message(r) for r in event["Records"] if r["messageId"] in failed]
+            )
     return dict(response)
 
 

@@ -253,10 +253,14 @@ def lambda_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, An
 
 
 def test_poison_reaches_the_dlq_after_max_receives_and_good_messages_run_once(
-    app: ModuleType, aws: Aws
+    app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The event source mapping by hand: receive, invoke, delete what succeeded; failed
-    records come back (visibility timeout 0 here) until the redrive policy moves them."""
+    records come back (visibility timeout and retry backoff 0 here) until the redrive
+    policy moves them."""
+    from algotrendy.messaging import retry
+
+    monkeypatch.setattr(retry, "RETRY_BASE_SECONDS", 0)
     bodies = [r["body"] for r in event()["Records"]]
     for body in bodies:
         aws.sqs.send_message(QueueUrl=aws.signals_url, MessageBody=body)
@@ -302,3 +306,49 @@ def test_outside_local_a_missing_candle_store_fails_every_record(
         r["messageId"] for r in records
     ]
     assert drain(aws.sqs, aws.orders_url) == []
+
+
+def test_a_failed_record_comes_back_after_a_short_backoff_not_the_visibility_timeout(
+    app: ModuleType, aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue hides a received message for 60 s here (6 min deployed): a failed record
+    must be visible again after its backoff (1 s, then 2 s here), the others not at all
+    (deleted as the event source mapping does)."""
+    import time
+
+    from algotrendy.messaging import retry
+
+    monkeypatch.setattr(retry, "RETRY_BASE_SECONDS", 1)
+    bodies = [r["body"] for r in event()["Records"]]
+    for body in bodies:
+        aws.sqs.send_message(QueueUrl=aws.signals_url, MessageBody=body)
+    arn = aws.sqs.get_queue_attributes(QueueUrl=aws.signals_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+
+    def deliver() -> list[str]:
+        got = aws.sqs.receive_message(
+            QueueUrl=aws.signals_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        reply = app.handler(lambda_event(got, arn), FakeContext())
+        failed = {f["itemIdentifier"] for f in reply["batchItemFailures"]}
+        for m in got:
+            if m["MessageId"] not in failed:
+                aws.sqs.delete_message(QueueUrl=aws.signals_url, ReceiptHandle=m["ReceiptHandle"])
+        return [m["Body"] for m in got if m["MessageId"] in failed]
+
+    assert deliver() == [bodies[2]]  # the poison record
+    assert aws.sqs.receive_message(QueueUrl=aws.signals_url).get("Messages", []) == []
+    time.sleep(1.3)
+    again = aws.sqs.receive_message(
+        QueueUrl=aws.signals_url, AttributeNames=["ApproximateReceiveCount"], VisibilityTimeout=0
+    )["Messages"]
+    assert [m["Body"] for m in again] == [bodies[2]]
+    assert again[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+
+
+def test_retry_backoff_doubles_up_to_its_cap() -> None:
+    from algotrendy.messaging.retry import retry_delay_seconds
+
+    assert [retry_delay_seconds(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+    assert retry_delay_seconds(10_000) == 60  # no overflow on a huge receive count

@@ -445,3 +445,45 @@ def test_samconfig_overrides_name_parameters_with_allowed_values(env: str) -> No
             assert re.fullmatch(params[key]["AllowedPattern"], value), key
         if key.endswith(("SecretName", "ParameterName")):
             assert f"/{overrides['Stage']}/" in value, f"{key} of another stage: {value}"
+
+
+def test_evaluator_may_hasten_the_retry_of_its_failed_records_and_knows_its_queue() -> None:
+    """functions/signal_evaluator shortens a failed record's visibility on the queue it
+    reads (algotrendy.messaging.retry): that needs the queue's URL and this one action,
+    which the SQS event source's own role does not include."""
+    env = sam.function_environment(TEMPLATE, "SignalEvaluatorFunction")
+    assert env["ALGOTRENDY_SIGNALS_QUEUE_URL"].endswith("/algotrendy-signals-dev")
+    (change,) = [
+        s
+        for s in _statements("SignalEvaluatorFunction")
+        if s["Action"] == "sqs:ChangeMessageVisibility"
+    ]
+    assert change["Resource"] == {"Fn::GetAtt": ["SignalsQueue", "Arn"]}
+
+
+def test_s3_writers_may_put_objects_only() -> None:
+    """SAM's S3WritePolicy also grants PutObjectAcl and PutLifecycleConfiguration, which no
+    function uses: the backtest functions get s3:PutObject on the bucket's objects."""
+    for name in ("BacktestPlanFunction", "BacktestWorkerFunction", "BacktestAggregateFunction"):
+        policies = _props(name)["Policies"]
+        assert not any(isinstance(p, dict) and "S3WritePolicy" in p for p in policies), name
+        (put,) = [s for s in _statements(name) if s["Action"] == "s3:PutObject"]
+        assert RESOLVER.value(put["Resource"]).endswith(
+            ":::" + RESOLVER.value({"Ref": "ArtefactsBucket"}) + "/*"
+        )
+
+
+def test_api_has_no_access_to_what_it_does_not_call() -> None:
+    """The API sends order intents and starts/stops backtests; it neither reads the
+    artefacts bucket nor announces candles."""
+    policies = _props("ApiFunction")["Policies"]
+    assert not any(
+        isinstance(p, dict) and ("S3ReadPolicy" in p or "S3WritePolicy" in p) for p in policies
+    )
+    sends = [
+        p["SQSSendMessagePolicy"]["QueueName"]
+        for p in policies
+        if isinstance(p, dict) and "SQSSendMessagePolicy" in p
+    ]
+    assert sends == [{"Fn::GetAtt": ["OrdersQueue", "QueueName"]}]
+    assert "ALGOTRENDY_SIGNALS_QUEUE_URL" not in sam.function_environment(TEMPLATE, "ApiFunction")
