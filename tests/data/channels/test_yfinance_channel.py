@@ -7,7 +7,8 @@ import json
 import re
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -101,7 +102,60 @@ def test_daily_bars_are_labelled_by_trading_date(
     assert len(expected) > 0
     period_calls = [c for c in calls if "period1" in c]
     assert period_calls[0]["interval"] == ["1d"]
-    assert int(period_calls[0]["period1"][0]) == int(since.timestamp())
+    # A day more on each side (sessions east of UTC open the day before their date).
+    assert int(period_calls[0]["period1"][0]) == int((since - timedelta(days=1)).timestamp())
+    assert int(period_calls[0]["period2"][0]) == int((until + timedelta(days=1)).timestamp())
+
+
+def sydney_chart(chart: dict[str, Any]) -> dict[str, Any]:
+    """The GOOG chart as if listed on the ASX: each trading date's bar opens at 10:00
+    Australia/Sydney (AEDT in February, 23:00 UTC the day before its date)."""
+    out = json.loads(json.dumps(chart))
+    result = out["chart"]["result"][0]
+    meta = result["meta"]
+    meta.update(
+        symbol="BHP.AX",
+        exchangeName="ASX",
+        timezone="AEDT",
+        gmtoffset=39600,
+        exchangeTimezoneName="Australia/Sydney",
+        currency="AUD",
+    )
+    for period in ("pre", "regular", "post"):
+        meta["currentTradingPeriod"][period].update(timezone="AEDT", gmtoffset=39600)
+    dates = [pd.Timestamp(t, unit="s", tz="America/New_York").date() for t in result["timestamp"]]
+    result["timestamp"] = [
+        int(pd.Timestamp(f"{d} 10:00", tz="Australia/Sydney").timestamp()) for d in dates
+    ]
+    return out
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [
+        pytest.param([], id="one-request"),
+        pytest.param([datetime(2013, 2, 13, tzinfo=UTC)], id="resumed-at-a-seam"),
+    ],
+)
+def test_daily_bars_of_a_session_opening_before_utc_midnight_are_all_kept(
+    loose_http: responses.RequestsMock,
+    fixture_json: Loader,
+    fixtures_dir: Path,
+    cuts: list[datetime],
+) -> None:
+    """An ASX bar dated 02-04 opens 02-03 23:00 UTC: asked from 02-04 00:00 UTC, Yahoo
+    leaves it out, so every request (and every ingest resume) lost its first date."""
+    chart = sydney_chart(fixture_json("exchange/yahoo/ours_chart_GOOG_1d_2013-02.json"))
+    serve_yahoo(loose_http, r"BHP\.AX", chart)
+    channel = YFinanceChannel(session=requests.Session(), retry=RetryPolicy(attempts=1))
+    since, until = datetime(2013, 2, 4, tzinfo=UTC), datetime(2013, 2, 16, tzinfo=UTC)
+    bounds = [since, *cuts, until]
+    parts = [channel.fetch_ohlcv("BHP.AX", "1d", a, b) for a, b in pairwise(bounds)]
+    frame = pd.concat(parts)
+    goog = load_ohlcv(fixtures_dir / "ohlcv" / "backtesting_GOOG_1d.csv")
+    expected = goog[(goog.index >= since) & (goog.index < until)]
+    assert len(expected) == 10
+    pd.testing.assert_frame_equal(frame, expected, check_freq=False)
 
 
 def test_intraday_bars_match_alpha_vantage_for_the_same_minutes(
@@ -187,3 +241,18 @@ def test_option_chain_and_fundamentals_are_separate_calls() -> None:
     with pytest.raises(ParameterError, match="no options expiring 2025-01-01"):
         channel.fetch_option_chain("AAPL", "2025-01-01")
     assert channel.fetch_fundamentals("AAPL")["sector"] == "Technology"
+
+
+def test_a_range_without_trading_dates_is_empty_when_yahoo_answers(
+    loose_http: responses.RequestsMock, fixture_json: Loader
+) -> None:
+    """A weekend: the day added on each side brings Friday's and Monday's bars, so Yahoo
+    did answer and the range simply holds no trading date (no error, no bar)."""
+    calls = serve_yahoo(
+        loose_http, "GOOG", fixture_json("exchange/yahoo/ours_chart_GOOG_1d_2013-02.json")
+    )
+    channel = YFinanceChannel(session=requests.Session(), retry=RetryPolicy(attempts=1))
+    saturday, monday = datetime(2013, 2, 9, tzinfo=UTC), datetime(2013, 2, 11, tzinfo=UTC)
+    frame = channel.fetch_ohlcv("GOOG", "1d", saturday, monday)
+    assert frame.empty
+    assert any("period1" in c for c in calls)

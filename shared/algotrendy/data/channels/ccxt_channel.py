@@ -59,6 +59,11 @@ class ExchangeSpec:
     rate_limit_doc: str
     # ccxt option `fetchMarkets.types` values per market type (None: option not supported).
     market_types: Mapping[str, tuple[str, ...]] | None = None
+    # Whether a candle request for this ccxt market covers a bounded time window (start to
+    # start + limit bars) rather than "the next `limit` candles from start". Exchanges
+    # send no candle for a bucket without trades, so on a windowed API an empty page only
+    # means "nothing in this window", never "nothing after it".
+    windowed: Callable[[Mapping[str, Any]], bool] = lambda market: False
 
 
 EXCHANGES: dict[str, ExchangeSpec] = {
@@ -67,6 +72,9 @@ EXCHANGES: dict[str, ExchangeSpec] = {
         1000,
         "https://developers.binance.com/docs/binance-spot-api-docs/rest-api/limits",
         {"spot": ("spot",), "swap": ("linear", "inverse")},
+        # Spot and USD-M klines are "the next `limit` from startTime"; for COIN-M
+        # (inverse) ccxt always adds endTime = startTime + limit bars (ccxt issue 8454).
+        windowed=lambda market: bool(market.get("inverse")),
     ),
     # GET /v5/market/kline: limit [1, 1000].
     "bybit": ExchangeSpec(
@@ -74,16 +82,21 @@ EXCHANGES: dict[str, ExchangeSpec] = {
         "https://bybit-exchange.github.io/docs/v5/rate-limit",
         {"spot": ("spot",), "swap": ("linear", "inverse")},
     ),
-    # GET /api/v5/market/candles: limit max 300 (history-candles: 100, ccxt switches).
+    # GET /api/v5/market/candles and history-candles (ccxt switches for bars older than
+    # 1439 bars): limit max 300 for both since 2025 (it was 100 for history-candles; ccxt
+    # issue 26705, PR 26723). Requests are windows: before=since-1, after=since+limit bars.
     "okx": ExchangeSpec(
         300,
         "https://www.okx.com/docs-v5/en/#overview-rate-limits",
         {"spot": ("spot",), "swap": ("swap",)},
+        windowed=lambda market: True,
     ),
-    # Advanced Trade GET /products/{id}/candles: at most 350 candles per request.
+    # Advanced Trade GET /products/{id}/candles: at most 350 candles per request, always
+    # for a window [start, end] (ccxt sends end = start + 300 bars when not given).
     "coinbase": ExchangeSpec(
         300,
         "https://docs.cdp.coinbase.com/advanced-trade/docs/rest-api-rate-limits",
+        windowed=lambda market: True,
     ),
     # GET /0/public/OHLC: returns up to 720 candles.
     "kraken": ExchangeSpec(
@@ -182,12 +195,18 @@ class CcxtChannel:
             translate=translate,
         )
 
-    def _symbol(self, symbol: str) -> str:
-        """The unified symbol (``BTC/USDT``) for `symbol`, which may also be an exchange id
+    def _market(self, symbol: str) -> Mapping[str, Any]:
+        """ccxt's market for `symbol`, which may be unified (``BTC/USDT``) or an exchange id
         such as ``BTCUSDT``; loads markets once."""
         self._call("load markets", self.exchange.load_markets)
-        market = self._call(f"look up {symbol!r}", lambda: self.exchange.market(symbol), symbol)
-        return str(market["symbol"])
+        market: Mapping[str, Any] = self._call(
+            f"look up {symbol!r}", lambda: self.exchange.market(symbol), symbol
+        )
+        return market
+
+    def _symbol(self, symbol: str) -> str:
+        """The unified symbol (``BTC/USDT``) for `symbol`."""
+        return str(self._market(symbol)["symbol"])
 
     # -- CandleChannel ----------------------------------------------------------------
 
@@ -203,22 +222,35 @@ class CcxtChannel:
         """Candles with open time in [since, until), fetched page by page.
 
         Each page asks for `page_limit` candles from a cursor; the next cursor is the last
-        candle received plus one bar, so page boundaries never repeat a candle. The loop
-        ends at `until` or at a page that brings nothing new (empty, or an exchange that
-        ignored `since`), so it always terminates. `until=None` means "up to the bar still
-        forming now", i.e. closed bars only.
+        candle received plus one bar, so page boundaries never repeat a candle. Where the
+        exchange answers for a bounded window (``ExchangeSpec.windowed``) the window is
+        sent explicitly (ccxt's ``until``) and the cursor then moves at least to its end,
+        so a no-trade stretch longer than a page is stepped over instead of ending the
+        fetch; the cursor grows by at least one bar per request, so at most
+        ceil(range / (page_limit bars)) requests are made. Elsewhere the loop ends at a
+        page that brings nothing new (empty, or an exchange that ignored `since`). Either
+        way it ends at `until`; `until=None` means "up to the bar still forming now", i.e.
+        closed bars only.
         """
         timeframe_seconds(timeframe)  # a malformed timeframe is refused as such first
         window = fetch_window(self.name, timeframe, self.info.timeframes, since, until, self._clock)
         if window is None:
             return empty_candle_frame()
         start, end = window
-        unified = self._symbol(symbol)
+        market = self._market(symbol)
+        unified = str(market["symbol"])
+        windowed = EXCHANGES[self.name].windowed(market)
         step_ms = timeframe_seconds(timeframe) * 1000
         cursor, end_ms = to_epoch_ms(start), to_epoch_ms(end)
         rows: list[list[Any]] = []
         while cursor < end_ms:
             page_since = cursor
+            # [page_since, window_end) is what a windowed exchange is asked for; ccxt maps
+            # `until` to the exchange's inclusive end (Coinbase end, Binance endTime) or
+            # exclusive one (OKX after), and one ms less excludes the bar at window_end in
+            # both readings.
+            window_end = min(end_ms, cursor + self.page_limit * step_ms)
+            params = {"until": window_end - 1} if windowed else {}
             page = self._call(
                 f"fetch {timeframe} candles for {unified} from {from_epoch_ms(page_since)}",
                 partial(
@@ -227,18 +259,22 @@ class CcxtChannel:
                     timeframe,
                     since=page_since,
                     limit=self.page_limit,
+                    params=params,
                 ),
                 unified,
             )
             fresh = sorted(
                 (r for r in page if page_since <= int(r[0]) < end_ms), key=lambda r: int(r[0])
             )
-            if not fresh:
+            if fresh:
+                rows.extend(fresh)
+                if progress is not None:
+                    progress(len(fresh))
+                cursor = int(fresh[-1][0]) + step_ms
+            if windowed:
+                cursor = max(cursor, window_end)
+            elif not fresh:
                 break
-            rows.extend(fresh)
-            if progress is not None:
-                progress(len(fresh))
-            cursor = int(fresh[-1][0]) + step_ms
         return candles_from_rows(rows, unit="ms", source=f"{self.name} {unified} {timeframe}")
 
     # -- MarketChannel ----------------------------------------------------------------

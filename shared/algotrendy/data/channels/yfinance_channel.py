@@ -14,7 +14,7 @@ failure: an ingest must never record "no data" as a success.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -48,6 +48,7 @@ INTERVALS = {
     "1w": "1wk",
     "1M": "1mo",
 }
+_ONE_DAY = timedelta(days=1)
 _YAHOO_COLUMNS = {
     "Open": "open",
     "High": "high",
@@ -143,13 +144,20 @@ class YFinanceChannel:
         if window is None:
             return empty_candle_frame()
         start, end = window
+        daily = not is_intraday(timeframe)
+        # Yahoo selects bars by their real open time in [period1, period2), but daily and
+        # longer bars are labelled by local trading date: an ASX session opens at 23:00
+        # UTC the day before its date, so asking from `start` itself would leave out the
+        # first date. Ask a day more on each side; `restrict` below keeps [start, end)
+        # by label.
+        ask_start, ask_end = (start - _ONE_DAY, end + _ONE_DAY) if daily else (start, end)
         ticker = self._ticker(symbol)
         what = f"fetch {timeframe} candles for {symbol} from {start:%Y-%m-%d %H:%M} UTC"
         raw = self._call(
             what,
             lambda: ticker.history(
-                start=start,
-                end=end,
+                start=ask_start,
+                end=ask_end,
                 interval=INTERVALS[timeframe],
                 auto_adjust=self.adjust,
                 actions=False,
@@ -165,7 +173,7 @@ class YFinanceChannel:
             raw,
             columns=_YAHOO_COLUMNS,
             source=f"{SOURCE} {symbol} {timeframe}",
-            date_only=not is_intraday(timeframe),
+            date_only=daily,
         )
         frame = restrict(frame, start, end)
         if progress is not None:
