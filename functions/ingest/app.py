@@ -9,8 +9,10 @@ or in the `detail` of an EventBridge event (a custom event, or a scheduled rule 
 input transformer). A group that does not validate is a deployment error: the function
 fails with one line naming the field, so the rule's failures show in the Errors metric.
 
-Failures of one channel or series are logged and listed in the result, never stop the
-others; the result lists every series' outcome.
+Failures of one channel or series are logged and never stop the others; once every
+series ran, any failure fails the invocation with one line naming the failed series
+(`IngestGroupFailedError`), so the Errors metric and its alarm see a dead source or an
+unsent announcement. The stored bars stay stored and the next run announces what was not.
 
 Clients (candle store, cache, SQS) are built once per container, on the first run.
 """
@@ -40,6 +42,7 @@ from algotrendy.errors import ParameterError
 from algotrendy.signals.ingest_group import (
     ChannelFactory,
     IngestGroup,
+    IngestGroupFailedError,
     default_channel_factory,
     run_ingest_group,
 )
@@ -119,6 +122,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             logger.error("series failed", extra=extra)
         else:
             logger.info("series ingested", extra=extra)
+    if result.failed:
+        raise IngestGroupFailedError(result)
     return result.as_dict()
 
 

@@ -25,6 +25,7 @@ from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import ParameterError, SourceUnavailableError
 from algotrendy.messaging import Envelope
 from algotrendy.signals import CandlesClosed
+from algotrendy.signals.ingest_group import IngestGroupFailedError
 from algotrendy.storage.base import get_latest_price
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
@@ -147,11 +148,22 @@ def announced(sqs: Any, url: str) -> list[CandlesClosed]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
+def run_failing_eth(app: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
+    """The handler's result for a run where only ETH/USDT fails: every other series ran,
+    then the invocation failed (so the Errors metric counts it) naming that series."""
+    with pytest.raises(
+        IngestGroupFailedError,
+        match=r"^ingest crypto-1m: 1 of 3 series failed: binance ETH/USDT 1m: .*connection reset",
+    ) as info:
+        app.handler(event, FakeContext())
+    return info.value.result.as_dict()
+
+
 def test_scheduled_event_ingests_the_group_and_announces_new_bars(
     app: ModuleType, signals: tuple[Any, str], btc: pd.DataFrame, tmp_path: Path
 ) -> None:
     sqs, url = signals
-    result = app.handler(load_event("ingest_scheduled"), FakeContext())
+    result = run_failing_eth(app, load_event("ingest_scheduled"))
     outcomes = {(o["exchange"], o["symbol"]): o for o in result["outcomes"]}
     assert result["group"] == "crypto-1m"
     assert {k: o["status"] for k, o in outcomes.items()} == {
@@ -191,15 +203,15 @@ def test_rule_input_resumes_and_announces_only_what_is_new(
     app: ModuleType, signals: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sqs, url = signals
-    app.handler(load_event("ingest_scheduled"), FakeContext())
+    run_failing_eth(app, load_event("ingest_scheduled"))
     announced(sqs, url)
 
-    again = app.handler(load_event("ingest_rule_input"), FakeContext())
+    again = run_failing_eth(app, load_event("ingest_rule_input"))
     assert [o["status"] for o in again["outcomes"]] == ["up_to_date", "failed", "up_to_date"]
     assert announced(sqs, url) == []
 
     monkeypatch.setattr(app, "now", lambda: NOW + timedelta(minutes=3))
-    later = app.handler(load_event("ingest_rule_input"), FakeContext())
+    later = run_failing_eth(app, load_event("ingest_rule_input"))
     assert [o["written"] for o in later["outcomes"]] == [3, 0, 3]  # 12:00, 12:01, 12:02
     messages = announced(sqs, url)
     assert len(messages) == 2
@@ -215,3 +227,12 @@ def test_bad_group_fails_naming_the_field(app: ModuleType) -> None:
         app.handler(bad, FakeContext())
     with pytest.raises(ParameterError, match="carries no channel group"):
         app.handler({"detail-type": "Scheduled Event", "detail": {}}, FakeContext())
+
+
+def test_a_run_without_failures_returns_its_result(
+    app: ModuleType, signals: tuple[Any, str]
+) -> None:
+    event = load_event("ingest_rule_input")
+    event["channels"][0]["symbols"] = ["BTC/USDT"]  # leave out the dead ETH/USDT
+    result = app.handler(event, FakeContext())
+    assert (result["series"], result["failed"], result["new_bars"]) == (2, 0, 2)

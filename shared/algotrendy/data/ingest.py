@@ -8,8 +8,14 @@ leaves only whole windows behind, and running the same command again fetches onl
 is missing: it starts one bar after the store's `last_timestamp`.
 
 Only closed bars are stored: the range ends at the open of the bar still forming
-(`algotrendy.data.normalise.default_until`; for daily bars, today's session), because a bar
-still moving would be stored with a wrong close and the resume would then skip it.
+(`algotrendy.data.normalise.default_until`), and every fetched bar whose own close (open +
+one bar, calendar-aware) is after now is dropped (`closed_bars`: Monday weeks, calendar
+months, equity hours opening at :30), because a bar still moving would be stored with a
+wrong close and the resume would then skip it.
+
+With several stores the resume point is the earliest of their last bars, so a store that
+missed a window (its write failed after another store's succeeded) catches up on the next
+run; the stores upsert by open time, so the others simply rewrite the same rows.
 """
 
 from __future__ import annotations
@@ -24,7 +30,12 @@ import numpy as np
 import pandas as pd
 
 from algotrendy.data.channels.base import CandleChannel, Channel
-from algotrendy.data.normalise import default_until, parse_timeframe, timeframe_seconds
+from algotrendy.data.normalise import (
+    closed_bars,
+    default_until,
+    parse_timeframe,
+    timeframe_seconds,
+)
 from algotrendy.data.validation import ValidationReport, find_gaps
 from algotrendy.errors import ParameterError
 from algotrendy.storage.base import utc
@@ -52,6 +63,11 @@ class IngestRequest:
     since: datetime
     until: datetime | None = None
     exchange: str | None = None
+    # True: `since` only bounds a series' first run (the scheduled ingest's backfill); a
+    # series with stored bars resumes right after its last one however far back that is,
+    # so an outage longer than the backfill leaves no gap. False (the CLI's --since):
+    # nothing before `since` is fetched.
+    since_first_run_only: bool = False
 
     @property
     def series(self) -> str:
@@ -81,9 +97,12 @@ class IngestResult:
     windows: int = 0
     report: ValidationReport | None = None
     written_by_store: dict[str, int] = field(default_factory=dict)
+    # Open time of the newest bar this run wrote: what "new bars arrived" is judged on,
+    # since a store may not show its own write yet (QuestDB applies WAL asynchronously).
+    last_written: datetime | None = None
 
 
-def _resume_step(timeframe: str) -> timedelta:
+def resume_step(timeframe: str) -> timedelta:
     """From the last stored open time to the first one to fetch."""
     return parse_timeframe(timeframe) or _CALENDAR_STEP
 
@@ -110,7 +129,7 @@ def _seam_gaps(
 
 class IngestService:
     """Fetches through one candle channel into a `CandlePipeline`; resumes from
-    `resume_store` (by default the pipeline's first store)."""
+    `resume_store`, by default the earliest last bar of all the pipeline's stores."""
 
     def __init__(
         self,
@@ -130,7 +149,9 @@ class IngestService:
             raise ParameterError(f"window_bars must be positive, got {window_bars}")
         self.channel: CandleChannel = channel
         self.pipeline = pipeline
-        self.resume_store = resume_store or pipeline.stores[0]
+        self.resume_stores: tuple[CandleStore, ...] = (
+            (resume_store,) if resume_store is not None else tuple(pipeline.stores)
+        )
         self._now = now
         self.window_bars = window_bars
 
@@ -154,10 +175,26 @@ class IngestService:
         since = utc(request.since)
         forming = default_until(request.timeframe, utc(self._now()))
         end = forming if request.until is None else min(utc(request.until), forming)
-        last = self.resume_store.last_timestamp(request.series, request.symbol, request.timeframe)
-        start = since if last is None else max(since, utc(last) + _resume_step(request.timeframe))
+        last = self.last_stored(request)
+        if last is None:
+            start = since
+        elif request.since_first_run_only:
+            start = utc(last) + resume_step(request.timeframe)
+        else:
+            start = max(since, utc(last) + resume_step(request.timeframe))
         expected = max(0, int((end - start) / bar)) if end > start else 0
         return IngestPlan(start=start, end=end, resumed_from=last, expected_bars=expected)
+
+    def last_stored(self, request: IngestRequest) -> datetime | None:
+        """The bar to resume after: the earliest of the stores' last bars (None when any
+        store has none), so every store receives what it missed."""
+        lasts = [
+            store.last_timestamp(request.series, request.symbol, request.timeframe)
+            for store in self.resume_stores
+        ]
+        if not lasts or any(last is None for last in lasts):
+            return None
+        return min(utc(last) for last in lasts if last is not None)
 
     def run(
         self,
@@ -180,6 +217,8 @@ class IngestService:
         report: ValidationReport | None = None
         by_store: dict[str, int] = {}
         previous = None if plan.resumed_from is None else utc(plan.resumed_from)
+        last_written: datetime | None = None
+        now = utc(self._now())
         cursor = plan.start
         while cursor < plan.end:
             upper = min(cursor + window, plan.end)
@@ -197,7 +236,7 @@ class IngestService:
             if progress is not None and len(frame) > counted:
                 progress(len(frame) - counted)  # a channel that does not report pages
             fetched += len(frame)
-            frame = _in_window(frame, cursor, upper)
+            frame = closed_bars(_in_window(frame, cursor, upper), request.timeframe, now)
             result = self.pipeline.process(
                 frame, exchange=request.series, symbol=request.symbol, timeframe=request.timeframe
             )
@@ -210,6 +249,8 @@ class IngestService:
             report = window_report if report is None else report.merge(window_report)
             if len(result.frame):
                 previous = result.frame.index[-1].to_pydatetime()
+                if result.written:
+                    last_written = previous
             for name, rows in result.written.items():
                 by_store[name] = by_store.get(name, 0) + rows
             written += max(result.written.values(), default=0)
@@ -222,6 +263,7 @@ class IngestService:
             windows=windows,
             report=report,
             written_by_store=by_store,
+            last_written=last_written,
         )
 
 

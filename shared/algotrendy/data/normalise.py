@@ -22,6 +22,7 @@ module, and it runs without pandas.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -110,13 +111,78 @@ def floor_time(moment: datetime, timeframe: str) -> datetime:
     return datetime.fromtimestamp(math.floor(ts / step) * step, tz=UTC)
 
 
+# Weekly bars open on Mondays (Binance, Yahoo, TradingView); 1970-01-01 was a Thursday.
+_FIRST_MONDAY: Final = datetime(1970, 1, 5, tzinfo=UTC)
+
+
+def _months(timeframe: str) -> int | None:
+    """Calendar months per bar for `1M`/`3M`/`1y`..., None for fixed-length timeframes."""
+    timeframe_seconds(timeframe)  # a bad spelling is refused by name first
+    amount, unit = int(timeframe.strip()[:-1]), timeframe.strip()[-1]
+    return amount if unit == "M" else amount * 12 if unit == "y" else None
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def bar_close(open_time: datetime, timeframe: str) -> datetime:
+    """When the bar opening at `open_time` closes: its open plus one bar, months and years
+    counted on the calendar (a `1M` bar opening 1 Feb closes 1 Mar, not 30 days later)."""
+    start = as_utc(open_time)
+    months = _months(timeframe)
+    if months is not None:
+        return _add_months(start, months)
+    return start + timedelta(seconds=timeframe_seconds(timeframe))
+
+
+def closed_bars(frame: pd.DataFrame, timeframe: str, now: datetime) -> pd.DataFrame:
+    """Rows of a candle frame whose bar has closed by `now` (open + one bar <= now).
+
+    Closedness is judged per bar from its own open time, so it holds whatever grid the
+    source uses (Monday weeks, calendar months, US-equity hours opening at :30), where
+    an end computed from `now` alone (`default_until`) can only approximate it.
+    """
+    import pandas as pd
+
+    if not len(frame):
+        return frame
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+    months = _months(timeframe)
+    if months is not None:
+        closes = index + pd.DateOffset(months=months)
+    else:
+        closes = index + pd.Timedelta(seconds=timeframe_seconds(timeframe))
+    mask = closes <= pd.Timestamp(as_utc(now))
+    return frame if bool(mask.all()) else frame[mask]
+
+
 def default_until(timeframe: str, now: datetime | None = None) -> datetime:
-    """Open time of the bar still forming at `now`: fetching up to (excluding) it returns
-    closed bars only, so an ingest never stores a partial bar as if it were final."""
+    """Open time of the bar still forming at `now` on the timeframe's usual grid: fetching
+    up to (excluding) it returns closed bars only, so an ingest never stores a partial bar
+    as if it were final.
+
+    The grid: epoch multiples for minutes to days (daily bars open at 00:00 UTC, 3-day bars
+    every third day since 1970, as Binance aligns them), Mondays for weeks, the 1st of the
+    month for months, 1 January for years. Flooring `now` to any grid of the bar's length
+    never cuts a closed bar off, but a source on another grid (equity hours at :30) can
+    still return its forming bar: `closed_bars` is the per-bar rule.
+    """
     current = as_utc(now) if now is not None else datetime.now(UTC)
-    if timeframe_seconds(timeframe) >= 86_400:
-        # Daily and longer: today's (still trading) session is the partial bar.
-        return datetime(current.year, current.month, current.day, tzinfo=UTC)
+    months = _months(timeframe)
+    if months is not None:
+        index = (current.year - 1970) * 12 + current.month - 1
+        year, month = divmod(index - index % months, 12)
+        return datetime(1970 + year, month + 1, 1, tzinfo=UTC)
+    seconds = timeframe_seconds(timeframe)
+    if timeframe.strip()[-1] == "w":
+        weeks = (current - _FIRST_MONDAY) // timedelta(seconds=seconds)
+        return _FIRST_MONDAY + weeks * timedelta(seconds=seconds)
     return floor_time(current, timeframe)
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from algotrendy.data.normalise import parse_timeframe
+from algotrendy.data.normalise import bar_close
 from algotrendy.data.validation import ValidationConfig, ValidationReport, validate_candles
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
 from algotrendy.errors import DataError
@@ -194,8 +194,9 @@ class CandlePipeline:
         self, clean: pd.DataFrame, exchange: str, symbol: str, timeframe: str, now: datetime
     ) -> None:
         assert self.cache is not None
-        bar = parse_timeframe(timeframe) or timedelta(0)
-        as_of = clean.index[-1].to_pydatetime() + bar
+        # The close time, as LatestPrice documents: calendar-aware, so a 1M bar's price is
+        # stamped at the next 1st, not at its open (which would rank it behind a 1d bar).
+        as_of = bar_close(clean.index[-1].to_pydatetime(), timeframe)
         cached = get_latest_price(self.cache, exchange, symbol)
         if cached is not None and cached.time > as_of:
             return

@@ -8,18 +8,21 @@ An EventBridge rule per channel group runs the ingest function with the group as
      "backfill_bars": 500}
 
 Each series (channel x symbol x timeframe) runs through the same `IngestService` and
-`CandlePipeline` as `algotrendy ingest`: resume after the store's last bar, closed bars
-only, validate, write every store, publish the latest close to the cache, record the
-channel's health. A series that gained a newer closed bar gets one `candles.closed`
-message on the signals queue.
+`CandlePipeline` as `algotrendy ingest`: resume after the stores' last bar (however long
+ago: `backfill_bars` bounds a series' first run only), closed bars only, validate, write
+every store, publish the latest close to the cache, record the channel's health. A series
+that has closed bars not yet announced gets one `candles.closed` message on the signals
+queue.
 
 Failures stay local: a channel that cannot be built fails its series, a series that
-fails does not stop the next; the result lists every series' outcome.
+fails does not stop the next; the result lists every series' outcome (the ingest function
+then fails the invocation, `IngestGroupFailedError`).
 
-`new_since`: the first bar after the one stored before this run, so an ingest catching up
-after an outage announces all its new bars in one message. On a series' first run the
-backfilled history is not news: `new_since` is the newest bar alone, so enabling a series
-never trades on a crossover from months ago.
+`new_since`: the bar after the last one announced (the `announced` watermark in the
+cache), so an ingest catching up after an outage, or after a run whose send failed,
+announces all those bars in one message. Without a watermark it is the first bar this run
+stored. On a series' first run the backfilled history is not news: `new_since` is the
+newest bar alone, so enabling a series never trades on a crossover from months ago.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from algotrendy.errors import ParameterError
+from algotrendy.errors import AlgoTrendyError, ParameterError
 from algotrendy.signals.messages import CandlesClosed, send_candles_closed
+from algotrendy.storage.base import utc
 
 if TYPE_CHECKING:
     from algotrendy.data.channels.base import Channel
@@ -116,6 +120,14 @@ class IngestGroupResult:
     def failed(self) -> list[SeriesOutcome]:
         return [o for o in self.outcomes if o.status == "failed"]
 
+    def failure_summary(self) -> str:
+        """One line naming every failed series and its error."""
+        parts = [f"{o.exchange} {o.symbol} {o.timeframe}: {o.error}" for o in self.failed]
+        return (
+            f"ingest {self.group}: {len(parts)} of {len(self.outcomes)} series failed: "
+            + "; ".join(parts)
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "group": self.group,
@@ -124,6 +136,51 @@ class IngestGroupResult:
             "failed": len(self.failed),
             "outcomes": [o.as_dict() for o in self.outcomes],
         }
+
+
+class IngestGroupFailedError(AlgoTrendyError):
+    """Raised by the ingest function after every series ran when any of them failed, so
+    the invocation fails and the Lambda Errors metric (and its alarm) sees it; the message
+    is the result's one-line failure summary, `result` the whole outcome."""
+
+    def __init__(self, result: IngestGroupResult) -> None:
+        super().__init__(result.failure_summary())
+        self.result = result
+
+
+# The newest bar announced per series: the durable part of "announced up to". Kept in the
+# cache (a Redis hash in production, no expiry) next to the latest prices. Losing it costs
+# only the retry of a failed announcement: without it a run announces its own new bars,
+# as before the watermark existed.
+ANNOUNCED_NAMESPACE = "announced"
+
+
+def _announced_key(exchange: str, symbol: str, timeframe: str) -> str:
+    return f"{exchange}:{symbol}:{timeframe}"
+
+
+def last_announced(cache: Cache, exchange: str, symbol: str, timeframe: str) -> datetime | None:
+    """Open time of the newest bar of the series announced on `candles.closed`, or None
+    when unknown (never announced, or the cache lost or garbled the record)."""
+    key = _announced_key(exchange, symbol, timeframe)
+    raw = cache.get(ANNOUNCED_NAMESPACE, key)
+    if raw is None:
+        return None
+    try:
+        return utc(datetime.fromisoformat(str(raw["last_bar"])))
+    except (KeyError, TypeError, ValueError):
+        log.warning("announced watermark %s unreadable (%r): announcing this run's bars", key, raw)
+        return None
+
+
+def mark_announced(
+    cache: Cache, exchange: str, symbol: str, timeframe: str, last_bar: datetime
+) -> None:
+    cache.put(
+        ANNOUNCED_NAMESPACE,
+        _announced_key(exchange, symbol, timeframe),
+        {"last_bar": utc(last_bar).isoformat()},
+    )
 
 
 ChannelFactory = Callable[[str, dict[str, Any]], "Channel"]
@@ -161,6 +218,7 @@ def run_ingest_group(
         series = [(s, tf) for s in entry.symbols for tf in entry.timeframes]
         try:
             channel = channel_factory(entry.source, dict(entry.settings))
+            _require_candles(entry.source, channel)
             service = IngestService(channel, pipeline, now=now)
         except Exception as exc:  # this channel's series fail; the next channel runs
             log.exception("ingest %s: channel %s unavailable", group.group, entry.source)
@@ -181,6 +239,17 @@ def run_ingest_group(
     return IngestGroupResult(group.group, outcomes)
 
 
+def _require_candles(source: str, channel: Channel) -> None:
+    """Refuse a news channel by what it is: news items have no store to go to here."""
+    from algotrendy.data.channels.base import CandleChannel, NewsChannel
+
+    if isinstance(channel, NewsChannel) and not isinstance(channel, CandleChannel):
+        raise ParameterError(
+            f"source {source} serves news items, not candles: the scheduled ingest stores "
+            "candles only and there is no news store yet"
+        )
+
+
 def _run_series(
     service: Any,
     entry: ChannelSeries,
@@ -191,7 +260,7 @@ def _run_series(
     signals: Queue | None,
     now: Callable[[], datetime],
 ) -> SeriesOutcome:
-    from algotrendy.data.ingest import IngestRequest
+    from algotrendy.data.ingest import IngestRequest, resume_step
     from algotrendy.data.manager import track_health
     from algotrendy.data.normalise import default_until
     from algotrendy.signals.evaluator import bar_length
@@ -201,7 +270,12 @@ def _run_series(
     try:
         since = default_until(timeframe, now()) - bar_length(timeframe) * group.backfill_bars
         request = IngestRequest(
-            source=entry.source, symbol=symbol, timeframe=timeframe, since=since, exchange=exchange
+            source=entry.source,
+            symbol=symbol,
+            timeframe=timeframe,
+            since=since,
+            exchange=exchange,
+            since_first_run_only=True,  # backfill_bars bounds the first run only
         )
         if cache is not None:
             with track_health(cache, entry.source):
@@ -210,15 +284,28 @@ def _run_series(
         else:
             plan = service.plan(request)
             result = service.run(request, plan=plan)
-        before = plan.resumed_from
-        after = service.resume_store.last_timestamp(exchange, symbol, timeframe)
+        announced = None if cache is None else last_announced(cache, exchange, symbol, timeframe)
     except Exception as exc:  # reported in the outcome; the next series runs
         log.exception("ingest %s: %s failed", group.group, label)
         return SeriesOutcome(
             entry.source, exchange, symbol, timeframe, "failed", error=_one_line(exc)
         )
-    advanced = after is not None and (before is None or after > before)
-    if not advanced:
+    before: datetime | None = plan.resumed_from
+    written: datetime | None = result.last_written
+    # Judged on what this run wrote, never by re-reading the store: QuestDB applies a
+    # write asynchronously (WAL), so the store may not show it yet.
+    newest = max((t for t in (before, written) if t is not None), default=None)
+    new_since: datetime | None
+    if announced is not None:
+        # Everything stored after the last bar announced is news, including bars a
+        # previous run stored but failed to announce.
+        advanced = newest is not None and newest > announced
+        new_since = announced + resume_step(timeframe)
+    else:
+        # No watermark (first run, no cache, or the cache lost it): this run's bars.
+        advanced = written is not None and (before is None or written > before)
+        new_since = written if before is None else plan.start
+    if not advanced or newest is None or new_since is None:
         return SeriesOutcome(
             entry.source,
             exchange,
@@ -227,15 +314,10 @@ def _run_series(
             "up_to_date",
             fetched=result.fetched,
             written=result.written,
-            last_bar=None if after is None else after.isoformat(),
+            last_bar=None if newest is None else newest.isoformat(),
         )
-    assert after is not None
     message = CandlesClosed.for_bars(
-        exchange,
-        symbol,
-        timeframe,
-        last_bar=after,
-        new_since=after if before is None else min(plan.start, after),
+        exchange, symbol, timeframe, last_bar=newest, new_since=min(new_since, newest)
     )
     message_id: str | None = None
     error: str | None = None
@@ -243,9 +325,18 @@ def _run_series(
         try:
             send_candles_closed(signals, message)
             message_id = message.message_id()
-        except Exception as exc:  # the candles are stored; say the news was not sent
+        except Exception as exc:  # the candles are stored; the next run announces them
             log.exception("ingest %s: %s: candles.closed not sent", group.group, label)
             error = f"candles stored, candles.closed not sent: {_one_line(exc)}"
+        if cache is not None and error is None:
+            try:
+                mark_announced(cache, exchange, symbol, timeframe, newest)
+            except Exception as exc:  # the next run would announce these bars again
+                log.exception("ingest %s: %s: announced watermark not saved", group.group, label)
+                error = (
+                    "candles.closed sent, announced watermark not saved "
+                    f"(the next run announces these bars again): {_one_line(exc)}"
+                )
     return SeriesOutcome(
         entry.source,
         exchange,
@@ -254,7 +345,7 @@ def _run_series(
         "failed" if error else "new_bars",
         fetched=result.fetched,
         written=result.written,
-        last_bar=after.isoformat(),
+        last_bar=newest.isoformat(),
         message_id=message_id,
         error=error,
     )

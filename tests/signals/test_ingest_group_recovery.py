@@ -1,0 +1,228 @@
+"""Scheduled ingest after something went wrong: a failed `candles.closed` send, a store that
+shows its write late (QuestDB WAL), an outage longer than the backfill, a news channel in
+a group. Real BTC 1m bars from a fake channel (no network), a local store, an in-process
+queue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_ingest_group import FrameChannel, group, received
+
+from algotrendy.data.channels.base import ChannelInfo
+from algotrendy.domain.market import AssetClass, DataKind, NewsItem
+from algotrendy.messaging import InMemoryQueue
+from algotrendy.signals import run_ingest_group
+from algotrendy.signals.ingest_group import (
+    ANNOUNCED_NAMESPACE,
+    IngestGroupResult,
+    last_announced,
+)
+from algotrendy.storage.cache import MemoryCache
+from algotrendy.storage.local import LocalCandleStore
+
+MINUTE = timedelta(minutes=1)
+
+
+class FlakyQueue(InMemoryQueue):
+    """An in-process queue whose sends fail while `down` (SQS throttling)."""
+
+    down = False
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        if self.down:
+            raise RuntimeError("An error occurred (ThrottlingException) when calling SendMessage")
+        return super().send(*args, **kwargs)
+
+
+class LaggingStore(LocalCandleStore):
+    """A local store whose `last_timestamp` keeps answering what it held before the last
+    write until `apply()`, as a QuestDB WAL table does until its writer applies it."""
+
+    lagging = False
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, fsync=False)
+        self._seen: dict[tuple[str, str, str], datetime | None] = {}
+
+    def write(self, frame: pd.DataFrame, exchange: str, symbol: str, timeframe: str) -> int:
+        key = (exchange, symbol, timeframe)
+        if self.lagging and key not in self._seen:
+            self._seen[key] = super().last_timestamp(*key)
+        return super().write(frame, exchange, symbol, timeframe)
+
+    def apply(self) -> None:
+        self._seen.clear()
+
+    def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None:
+        key = (exchange, symbol, timeframe)
+        if key in self._seen:
+            return self._seen[key]
+        return super().last_timestamp(exchange, symbol, timeframe)
+
+
+@pytest.fixture
+def btc(btc_1m: pd.DataFrame) -> pd.DataFrame:
+    return btc_1m.iloc[:3000]
+
+
+def runner(
+    store: LocalCandleStore,
+    cache: MemoryCache | None,
+    queue: InMemoryQueue,
+    btc: pd.DataFrame,
+    clock: list[datetime],
+    **overrides: Any,
+) -> Any:
+    channel = FrameChannel("fakex", {"BTC/USDT": btc})
+
+    def run() -> IngestGroupResult:
+        return run_ingest_group(
+            group(**overrides),
+            stores=[store],
+            cache=cache,
+            signals=queue,
+            channel_factory=lambda name, settings: channel,
+            now=lambda: clock[0],
+        )
+
+    return run
+
+
+def test_bars_whose_announcement_failed_are_announced_by_the_next_run(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    store = LocalCandleStore(tmp_path, fsync=False)
+    cache = MemoryCache()
+    queue = FlakyQueue("signals")
+    t = btc.index
+    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = runner(store, cache, queue, btc, clock)
+    run()  # first run: t[1000] announced
+    assert last_announced(cache, "fakex", "BTC/USDT", "1m") == t[1000].to_pydatetime()
+
+    # Three bars close, are stored, but the send fails: the series fails, nothing moves.
+    queue.down = True
+    clock[0] += 3 * MINUTE
+    failed = run()
+    (outcome,) = failed.outcomes
+    assert outcome.status == "failed"
+    assert outcome.written == 3
+    assert "candles.closed not sent" in (outcome.error or "")
+    assert "ThrottlingException" in failed.failure_summary()
+    assert last_announced(cache, "fakex", "BTC/USDT", "1m") == t[1000].to_pydatetime()
+
+    # Next run, one more bar: its message covers the three unannounced ones too.
+    queue.down = False
+    clock[0] += MINUTE
+    ok = run()
+    assert ok.outcomes[0].status == "new_bars"
+    assert ok.outcomes[0].written == 1
+    msg = received(queue)[-1]
+    assert msg.new_since == t[1001].to_pydatetime()
+    assert msg.last_bar == t[1004].to_pydatetime()
+    assert last_announced(cache, "fakex", "BTC/USDT", "1m") == t[1004].to_pydatetime()
+
+
+def test_a_failed_announcement_is_retried_even_when_no_new_bar_closed(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    store = LocalCandleStore(tmp_path, fsync=False)
+    cache = MemoryCache()
+    queue = FlakyQueue("signals")
+    t = btc.index
+    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = runner(store, cache, queue, btc, clock)
+    run()
+    queue.down = True
+    clock[0] += 2 * MINUTE
+    assert run().outcomes[0].status == "failed"
+    queue.down = False
+    clock[0] += timedelta(seconds=10)  # same minute: nothing new to fetch
+    retry = run().outcomes[0]
+    assert (retry.status, retry.written) == ("new_bars", 0)
+    msg = received(queue)[-1]
+    assert (msg.new_since, msg.last_bar) == (t[1001].to_pydatetime(), t[1002].to_pydatetime())
+    assert run().outcomes[0].status == "up_to_date"  # announced once, not again
+
+
+def test_without_a_watermark_a_run_announces_its_own_new_bars(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    """The cache lost the watermark (or holds garbage): the pre-watermark rule applies."""
+    store = LocalCandleStore(tmp_path, fsync=False)
+    cache = MemoryCache()
+    queue = InMemoryQueue("signals")
+    t = btc.index
+    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = runner(store, cache, queue, btc, clock)
+    run()
+    cache.put(ANNOUNCED_NAMESPACE, "fakex:BTC/USDT:1m", {"last_bar": "garbled"})
+    clock[0] += 2 * MINUTE
+    assert run().outcomes[0].status == "new_bars"
+    msg = received(queue)[-1]
+    assert (msg.new_since, msg.last_bar) == (t[1001].to_pydatetime(), t[1002].to_pydatetime())
+
+
+def test_new_bars_count_even_before_the_store_shows_them(tmp_path: Path, btc: pd.DataFrame) -> None:
+    store = LaggingStore(tmp_path)
+    queue = InMemoryQueue("signals")
+    t = btc.index
+    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = runner(store, None, queue, btc, clock)  # no cache: no watermark either
+    run()
+    store.lagging = True
+    clock[0] += 3 * MINUTE
+    second = run().outcomes[0]
+    assert store.last_timestamp("fakex", "BTC/USDT", "1m") == t[1000]  # not applied yet
+    assert (second.status, second.written) == ("new_bars", 3)
+    msg = received(queue)[-1]
+    assert (msg.new_since, msg.last_bar) == (t[1001].to_pydatetime(), t[1003].to_pydatetime())
+
+
+def test_an_outage_longer_than_the_backfill_leaves_no_gap(
+    tmp_path: Path, btc: pd.DataFrame
+) -> None:
+    store = LocalCandleStore(tmp_path, fsync=False)
+    cache = MemoryCache()
+    queue = InMemoryQueue("signals")
+    t = btc.index
+    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = runner(store, cache, queue, btc, clock, backfill_bars=120)
+    run()
+    clock[0] += timedelta(hours=3)  # 180 bars > backfill_bars
+    outcome = run().outcomes[0]
+    assert outcome.status == "new_bars"
+    stored = store.read("fakex", "BTC/USDT", "1m")
+    expected = btc[(btc.index >= stored.index[0]) & (btc.index <= t[1180])]
+    assert stored.index[-1] == t[1180]
+    pd.testing.assert_index_equal(stored.index, expected.index)
+    assert outcome.written == 180
+    msg = received(queue)[-1]
+    assert (msg.new_since, msg.last_bar) == (t[1001].to_pydatetime(), t[1180].to_pydatetime())
+
+
+class FakeNews:
+    info = ChannelInfo(
+        name="news", asset_classes=(AssetClass.EQUITY,), kinds=(DataKind.NEWS,), timeframes=()
+    )
+
+    def fetch_news(self, symbols: tuple[str, ...] = (), limit: int = 50) -> list[NewsItem]:
+        raise AssertionError("the candle ingest must not fetch news it cannot store")
+
+
+def test_a_news_channel_fails_its_series_naming_why(tmp_path: Path) -> None:
+    result = run_ingest_group(
+        group(channels=[{"source": "news", "symbols": ["AAPL", "BTC-USD"], "timeframes": ["1h"]}]),
+        stores=[LocalCandleStore(tmp_path, fsync=False)],
+        cache=MemoryCache(),
+        signals=InMemoryQueue("signals"),
+        channel_factory=lambda name, settings: FakeNews(),
+    )
+    assert [o.status for o in result.outcomes] == ["failed", "failed"]
+    assert "news items, not candles" in result.failure_summary()
+    assert result.failure_summary().startswith("ingest crypto-1m: 2 of 2 series failed")
