@@ -487,3 +487,24 @@ def test_api_has_no_access_to_what_it_does_not_call() -> None:
     ]
     assert sends == [{"Fn::GetAtt": ["OrdersQueue", "QueueName"]}]
     assert "ALGOTRENDY_SIGNALS_QUEUE_URL" not in sam.function_environment(TEMPLATE, "ApiFunction")
+
+
+@pytest.mark.parametrize(
+    "function", ["CryptoIngestFunction", "EquitiesIngestFunction", "NewsIngestFunction"]
+)
+def test_a_failing_ingest_raises_an_alarm_and_is_not_retried_by_lambda(function: str) -> None:
+    """A run with a failed series fails its invocation (functions/ingest): the Errors
+    metric must reach an alarm, and Lambda's two async retries would only fetch again
+    what the next scheduled run resumes anyway."""
+    assert _props(function)["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    alarms = [
+        r["Properties"]
+        for r in TEMPLATE["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["Namespace"] == "AWS/Lambda"
+        and r["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    ]
+    (alarm,) = alarms
+    assert alarm["MetricName"] == "Errors"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
