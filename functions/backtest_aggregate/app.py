@@ -1,11 +1,17 @@
 """Backtest fan-out, step 3 of 3 (task `Aggregate` in statemachines/backtest.asl.json).
 
-Input: the plan step's reply (``run_id, bucket, rows_prefix, ranking_key, chunk_count,
-metric, top``). Every worker wrote its rows to ``rows_prefix``; this step reads them all,
-ranks them with the library's `rank_rows` (the ranking of a local sweep's `aggregate`),
-writes the full ranking to ``ranking_key`` as CSV and returns the top rows. Neither
-pandas nor numpy is loaded: the CSV is the one `DataFrame.to_csv` wrote, produced with
-the csv module (`Ranking.to_csv`).
+Input: the plan step's reply (``run_id, bucket, rows_prefix, ranking_key, top_key,
+chunk_count, metric, top``). Every worker wrote its rows to ``rows_prefix``; this step reads
+them all, ranks them with the library's `rank_rows` (the ranking of a local sweep's
+`aggregate`), writes the full ranking to ``ranking_key`` as CSV and the ``top`` best rows
+to ``top_key`` as a JSON array of records (what the API stores as the run's results).
+Neither pandas nor numpy is loaded: the CSV is the one `DataFrame.to_csv` wrote, produced
+with the csv module (`Ranking.to_csv`).
+
+The reply, which is the execution's output, is a summary of bounded size (counts, where
+the ranking and the top rows are, the best row): Step Functions fails a run whose task
+result or output passes 256 KiB (States.DataLimitExceeded, not catchable), and `top`
+records at ~700 bytes each passed it from ~370 rows.
 
 The Map fails the execution if any chunk failed, so reaching this step means every chunk
 succeeded; the count of row files is still checked against the plan, so a ranking can
@@ -22,6 +28,7 @@ import gc
 # built, then everything built so far is frozen out of later collections (end of file).
 gc.disable()
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -48,6 +55,7 @@ class AggregateEvent(BaseModel):
     bucket: str = Field(min_length=3)
     rows_prefix: str = Field(min_length=1)
     ranking_key: str = Field(min_length=1)
+    top_key: str = Field(min_length=1)
     chunk_count: int = Field(ge=1)
     metric: str = Field(min_length=1)
     top: int = Field(ge=1)
@@ -88,11 +96,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rows = read_rows(parsed.bucket, parsed.rows_prefix, parsed.chunk_count)
     ranking = rank_rows(rows, metric=parsed.metric)
 
+    top = ranking.records(parsed.top)
+    # Both keys come from the plan, so a retried aggregate overwrites its own objects.
     s3.put_object(
         Bucket=parsed.bucket,
         Key=parsed.ranking_key,
         Body=ranking.to_csv().encode(),
         ContentType="text/csv",
+    )
+    s3.put_object(
+        Bucket=parsed.bucket,
+        Key=parsed.top_key,
+        Body=json.dumps(top, separators=(",", ":"), allow_nan=False).encode(),
+        ContentType="application/json",
     )
     logger.info("sweep ranked", extra={"row_count": len(ranking)})
     return {
@@ -100,7 +116,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "metric": parsed.metric,
         "row_count": len(ranking),
         "ranking": {"bucket": parsed.bucket, "key": parsed.ranking_key},
-        "top": ranking.records(parsed.top),
+        "top_records": {"bucket": parsed.bucket, "key": parsed.top_key, "count": len(top)},
+        "best": top[0] if top else None,
     }
 
 

@@ -167,6 +167,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "manifest_key": f"{prefix}/manifest.json",
         "rows_prefix": rows_prefix,
         "ranking_key": f"{prefix}/ranking.csv",
+        "top_key": f"{prefix}/top.json",
         "chunk_count": len(manifest),
         "task_count": plan.n_tasks,
         "skipped_combinations": plan.n_skipped,

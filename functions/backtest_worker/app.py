@@ -5,10 +5,12 @@ Input: one manifest item written by the plan step, ``{"run_id", "chunk" (a `Swee
 
 Each symbol's candles are downloaded and parsed once per invocation, then `run_chunk`
 runs every parameter combination of the chunk on them. All rows go to ``output.key``
-(the aggregate step reads them from there); the reply carries the same rows for the
-execution history, plus the chunk id and row count that the Map keeps as its receipt.
-Writing to a key fixed by the plan makes a retried chunk overwrite its own result, never
-add a second one.
+(the aggregate step reads them from there); the reply is a receipt of fixed size (run id,
+chunk id, row count, where the rows are), never the rows: Step Functions checks its 256 KiB
+limit on a task's raw result, before ResultSelector trims it, and rows take ~700 bytes
+each, so a reply carrying them failed the whole run from ~350 rows per chunk
+(States.DataLimitExceeded, which no Retry or Catch matches). Writing to a key fixed by the
+plan makes a retried chunk overwrite its own result, never add a second one.
 
 Candles: CSV (``.csv``, ``.csv.gz``) always; Parquet only where pyarrow is installed
 (locally). The Lambda worker does not carry pyarrow: at ~170 MB unzipped it does not fit
@@ -26,7 +28,6 @@ import gc
 gc.disable()
 
 import importlib.util
-import json
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -142,7 +143,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "chunk_id": chunk.id,
         "row_count": len(rows),
         "output": parsed.output.model_dump(),
-        "rows": json.loads(body),
     }
 
 

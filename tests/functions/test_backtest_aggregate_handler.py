@@ -1,4 +1,5 @@
-"""functions/backtest_aggregate: every chunk's rows -> ranking in S3 + top rows."""
+"""functions/backtest_aggregate: every chunk's rows -> ranking and top rows in S3, a
+summary in the reply."""
 
 from __future__ import annotations
 
@@ -67,14 +68,22 @@ def test_ranking_covers_every_row_best_first(
         for a, b in zip(got, want, strict=True)
     )
 
-    # The reply's top rows are the head of the stored ranking, JSON-safe.
-    assert len(reply["top"]) == planned["top"]
-    assert [(t["rank"], t["symbol"], t["fast"], t["slow"]) for t in reply["top"]] == [
+    # The stored top rows are the head of the stored ranking; the reply says where they
+    # are and repeats the best one, JSON-safe.
+    top = read_json(planned["bucket"], planned["top_key"])
+    assert len(top) == planned["top"]
+    assert [(t["rank"], t["symbol"], t["fast"], t["slow"]) for t in top] == [
         (int(r), s, int(f), int(w))
         for r, s, f, w in ranking[["rank", "symbol", "fast", "slow"]]
         .head(planned["top"])
         .itertuples(index=False)
     ]
+    assert reply["top_records"] == {
+        "bucket": planned["bucket"],
+        "key": planned["top_key"],
+        "count": planned["top"],
+    }
+    assert reply["best"] == top[0]
     json.dumps(reply, allow_nan=False)
 
 
@@ -159,6 +168,8 @@ def test_ranking_csv_and_top_are_those_of_the_pandas_aggregate(
     stored = s3.get_object(Bucket=plan["bucket"], Key=plan["ranking_key"])["Body"].read()
     assert stored == frame.to_csv(index=False).encode()
     assert reply["row_count"] == 4
-    assert reply["top"] == _pandas_records(frame.head(3))
-    assert [t["fast"] for t in reply["top"]] == [5, 20, 30]  # ties in plan order
+    top = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["top_key"])["Body"].read())
+    assert top == _pandas_records(frame.head(3))
+    assert [t["fast"] for t in top] == [5, 20, 30]  # ties in plan order
+    assert reply["best"] == top[0]
     json.dumps(reply, allow_nan=False)

@@ -114,8 +114,15 @@ def test_sample_request_runs_plan_map_aggregate(
     plan = event("backtest_aggregate")  # the plan reply for this very request
     assert output["run_id"] == "sample-sma-cross"
     assert output["row_count"] == plan["task_count"]
-    assert len(output["top"]) == request["top"]
     assert output["ranking"] == {"bucket": bucket, "key": plan["ranking_key"]}
+    assert output["top_records"] == {
+        "bucket": bucket,
+        "key": plan["top_key"],
+        "count": request["top"],
+    }
+    top = json.loads(s3.get_object(Bucket=bucket, Key=plan["top_key"])["Body"].read())
+    assert [t["rank"] for t in top] == list(range(1, request["top"] + 1))
+    assert output["best"] == top[0]
     rows = s3.list_objects_v2(Bucket=bucket, Prefix=plan["rows_prefix"])["Contents"]
     assert len(rows) == plan["chunk_count"]
     ranking = s3.get_object(Bucket=bucket, Key=plan["ranking_key"])["Body"].read().decode()
@@ -217,3 +224,44 @@ def test_a_worker_that_keeps_failing_is_retried_then_caught(
     # may stop the other children once one has failed, so only the maximum is certain).
     assert calls
     assert max(calls.values()) >= 3
+
+
+def test_no_task_result_nears_the_payload_limit_at_the_apis_largest_top(
+    state_machine: tuple[Any, str],
+    s3: Any,
+    bucket: str,
+    event: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1,000 rows in one chunk, ranked with the API's largest `top` (1,000): Step Functions
+    checks its 256 KiB limit on each Lambda's raw result, before ResultSelector, and
+    fails the run uncatchably above it (moto does not enforce it, so it is measured)."""
+    dispatch = LambdaSimpleBackend.invoke  # the fixture's in-process dispatch
+    sizes: dict[str, list[int]] = {}
+
+    def measured(
+        self: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response: Any
+    ) -> bytes:
+        raw = dispatch(self, function_name, qualifier, body, headers, response)
+        sizes.setdefault(function_name.rsplit(":", 1)[-1], []).append(len(raw))
+        return raw
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", measured)
+    sfn, arn = state_machine
+    request = event("backtest_state_machine") | {
+        "grid": {"fast": list(range(2, 42)), "slow": list(range(50, 75))},  # 1,000 valid
+        "symbols": ["GOOG"],
+        "chunk_size": 1000,
+        "top": 1000,
+    }
+    result = _run(sfn, arn, "largest-top", request)
+
+    assert result["status"] == "SUCCEEDED", result
+    assert len(sizes) == 3  # plan, worker, aggregate all measured
+    limit = 256 * 1024
+    assert all(n < limit for replies in sizes.values() for n in replies), sizes
+    assert len(result["output"].encode()) < limit
+    output = json.loads(result["output"])
+    top = json.loads(s3.get_object(Bucket=bucket, Key=output["top_records"]["key"])["Body"].read())
+    assert len(top) == output["top_records"]["count"] == output["row_count"] == 1000
+    assert [t["rank"] for t in top] == list(range(1, 1001))

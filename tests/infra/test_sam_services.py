@@ -474,12 +474,17 @@ def test_s3_writers_may_put_objects_only() -> None:
 
 
 def test_api_has_no_access_to_what_it_does_not_call() -> None:
-    """The API sends order intents and starts/stops backtests; it neither reads the
-    artefacts bucket nor announces candles."""
+    """The API sends order intents, starts/stops backtests and reads their ranked rows; it
+    never writes the artefacts bucket nor announces candles."""
     policies = _props("ApiFunction")["Policies"]
-    assert not any(
-        isinstance(p, dict) and ("S3ReadPolicy" in p or "S3WritePolicy" in p) for p in policies
-    )
+    assert not any(isinstance(p, dict) and "S3WritePolicy" in p for p in policies)
+    assert not [s for s in _statements("ApiFunction") if str(s["Action"]).startswith("s3:Put")]
+    reads = [
+        p["S3ReadPolicy"]["BucketName"]
+        for p in policies
+        if isinstance(p, dict) and "S3ReadPolicy" in p
+    ]
+    assert reads == [{"Ref": "ArtefactsBucket"}]
     sends = [
         p["SQSSendMessagePolicy"]["QueueName"]
         for p in policies

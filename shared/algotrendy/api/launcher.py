@@ -7,8 +7,9 @@
   and between chunks.
 * `StepFunctionsBacktestLauncher` (aws shape): `StartExecution` of the backtest state
   machine (statemachines/backtest.asl.json) named after the run id; `sync` reads the
-  execution's state with `DescribeExecution` and, once it succeeded, stores the aggregate
-  step's top rows; `cancel` is `StopExecution`.
+  execution's state with `DescribeExecution` and, once it succeeded, stores the top rows
+  the aggregate step wrote to S3 (the execution output only says where: it must stay
+  under Step Functions' 256 KiB); `cancel` is `StopExecution`.
 
 Both record the run's life in the `backtests` table: queued -> running -> succeeded |
 failed | cancelled; a run that ended is never overwritten (a late worker cannot revive a
@@ -36,6 +37,12 @@ from algotrendy.storage.relational.api_repositories import BacktestRepository, R
 
 class BacktestCancelledError(Exception):
     """Raised inside a local run when its cancellation was requested."""
+
+
+class LaunchError(AlgoTrendyError):
+    """Where backtests run refused or failed to start one (throttled, execution limit,
+    access denied, unreachable); the message names the cause. The request itself was
+    fine: the API answers 503 and the run is recorded as failed."""
 
 
 class BacktestLauncher(Protocol):
@@ -303,11 +310,23 @@ class StepFunctionsBacktestLauncher:
         repo: BacktestRepository,
         *,
         chunk_size: Callable[[], int] = lambda: 50,
+        s3: Any | None = None,
     ) -> None:
         self.client = client
         self.arn = state_machine_arn
         self.repo = repo
         self.chunk_size = chunk_size
+        self._s3 = s3
+
+    @property
+    def s3(self) -> Any:
+        """The S3 client that reads the aggregate step's top rows, built on first use (a
+        run's first successful sync), not at the API's cold start."""
+        if self._s3 is None:
+            from algotrendy.aws_clients import botocore_client
+
+            self._s3 = botocore_client("s3")
+        return self._s3
 
     def execution_input(self, request: BacktestRequest) -> dict[str, Any]:
         """The state machine's input: the `BacktestRequest` of functions/backtest_plan."""
@@ -338,9 +357,20 @@ class StepFunctionsBacktestLauncher:
 
     def start(self, backtest_id: str, request: BacktestRequest, exchange: str) -> str | None:
         payload = self.execution_input(request)
-        reply = self.client.start_execution(
-            stateMachineArn=self.arn, name=backtest_id, input=json.dumps(payload)
-        )
+        # botocore is loaded by then (the client made the call): not imported at cold start.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            reply = self.client.start_execution(
+                stateMachineArn=self.arn, name=backtest_id, input=json.dumps(payload)
+            )
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code") or "error"
+            message = error.get("Message") or str(exc)
+            raise LaunchError(f"Step Functions StartExecution failed: {code}: {message}") from exc
+        except BotoCoreError as exc:
+            raise LaunchError(f"Step Functions StartExecution failed: {exc}") from exc
         arn = str(reply["executionArn"])
         self.repo.transition(
             backtest_id, "running", execution_arn=arn, started_at=datetime.now(UTC)
@@ -364,7 +394,12 @@ class StepFunctionsBacktestLauncher:
         stopped = reply.get("stopDate") or datetime.now(UTC)
         if status == "succeeded":
             output = json.loads(reply.get("output") or "{}")
-            summary, results = self._results(output)
+            try:
+                records = self._top_records(output)
+            except DataError as exc:
+                self.repo.transition(row.id, "failed", finished_at=stopped, error=str(exc))
+                return
+            summary, results = self._results(output, records)
             self.repo.finish(row.id, summary, results)
         elif status == "failed":
             error = reply.get("error") or "execution failed"
@@ -378,14 +413,41 @@ class StepFunctionsBacktestLauncher:
         else:
             self.repo.transition(row.id, "cancelled", finished_at=stopped)
 
+    def _top_records(self, output: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The ranked records the aggregate step wrote to S3 (`top_records` in its reply);
+        a reply that carries them inline (`top`, executions from before they moved to S3)
+        is read as is."""
+        where = output.get("top_records")
+        if where is None:
+            return list(output.get("top") or [])
+        from botocore.exceptions import ClientError
+
+        uri = f"s3://{where['bucket']}/{where['key']}"
+        try:
+            body = self.s3.get_object(Bucket=where["bucket"], Key=where["key"])["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                # The bucket's lifecycle expires backtests/ objects; nothing can bring them back.
+                raise DataError(
+                    f"the run succeeded but its results at {uri} no longer exist "
+                    "(expired with the run's artefacts); start it again"
+                ) from None
+            raise  # transient (throttled, 5xx): the next sync reads it again
+        records = json.loads(body)
+        if not isinstance(records, list):
+            raise DataError(f"{uri}: expected a JSON array of ranked records")
+        return records
+
     @staticmethod
-    def _results(output: Mapping[str, Any]) -> tuple[dict[str, Any], list[ResultInput]]:
-        """The aggregate step's reply: `top` holds flat ranked records (rank, symbol,
+    def _results(
+        output: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[str, Any], list[ResultInput]]:
+        """The aggregate step's reply and its ranked records, flat (rank, symbol,
         parameter columns, metric columns)."""
         from algotrendy.backtest.metric_names import METRICS
 
         results = []
-        for record in output.get("top") or []:
+        for record in records:
             params = {
                 k: v for k, v in record.items() if k not in METRICS and k not in ("rank", "symbol")
             }

@@ -4,12 +4,13 @@ locally, Step Functions in aws), followed by id, results ranked by the run's met
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from algotrendy.api.deps import Ctx, Trader, Viewer
-from algotrendy.api.launcher import BacktestLauncher
+from algotrendy.api.launcher import BacktestLauncher, LaunchError
 from algotrendy.api.problems import Problem, field_error, invalid
 from algotrendy.api.routes.strategies import strategy_or_422, validated_params
 from algotrendy.api.schemas import (
@@ -101,11 +102,31 @@ def start_backtest(
     )
     request.state.audit_action = "backtest.start"
     request.state.audit_target = f"backtest:{backtest_id}"
+    # The row exists from here on: a start that fails must end it, or it stays queued
+    # forever (nothing else ever moves a run that never started).
     try:
         launcher.start(backtest_id, body, exchange)
     except ParameterError as exc:
         ctx.backtests.transition(backtest_id, "failed", error=str(exc))
         raise invalid("data", str(exc)) from None
+    except LaunchError as exc:
+        ctx.backtests.transition(
+            backtest_id, "failed", error=str(exc), finished_at=datetime.now(UTC)
+        )
+        raise Problem(
+            503,
+            "unavailable",
+            f"backtest {backtest_id} could not be started: {exc}",
+            extra={"backtest_id": backtest_id},
+        ) from None
+    except Exception as exc:
+        ctx.backtests.transition(
+            backtest_id,
+            "failed",
+            error=f"internal error while starting ({type(exc).__name__})",
+            finished_at=datetime.now(UTC),
+        )
+        raise
     row = ctx.backtests.get(backtest_id)
     response.headers["Location"] = f"/backtests/{backtest_id}"
     return BacktestAccepted(id=backtest_id, status=row.status if row else "queued", kind=kind)
