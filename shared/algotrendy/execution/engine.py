@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -53,14 +53,15 @@ from algotrendy.domain.orders import (
 )
 from algotrendy.execution.brokers.base import Broker, BrokerOrder
 from algotrendy.execution.brokers.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
-from algotrendy.execution.errors import BrokerError, SubmitTimeoutError
-from algotrendy.execution.lifecycle import can_transition
+from algotrendy.execution.errors import BrokerError, OrderNotFoundError, SubmitTimeoutError
+from algotrendy.execution.lifecycle import fold_status
 from algotrendy.execution.ports import EventPublisher, PriceSource
-from algotrendy.execution.positions import Position, PositionBook
+from algotrendy.execution.positions import Position, PositionBook, book_fee
 from algotrendy.execution.risk import RiskManager, RiskSnapshot
 from algotrendy.messaging.base import Queue, QueueMessage
 from algotrendy.messaging.cancel import ORDER_CANCEL, CancelRequest
 from algotrendy.messaging.envelope import Envelope, EnvelopeError
+from algotrendy.storage.relational.api_repositories import ConfigurationRepository
 from algotrendy.storage.relational.repositories import (
     AuditEntry,
     DuplicateOrderError,
@@ -71,6 +72,8 @@ from algotrendy.storage.relational.repositories import (
 log = logging.getLogger(__name__)
 
 RECONCILIATION_LEDGER = "_reconciliation"
+# The kill switch survives restarts as a row of the `configurations` table: {"on": bool}.
+KILL_SWITCH_KEY = "execution.kill_switch"
 
 
 @dataclass
@@ -139,6 +142,12 @@ class _Exposure:
 
 
 class ExecutionEngine:
+    # How long turning the kill switch on waits for submits already under way to answer.
+    kill_switch_drain_seconds: float = 30.0
+    # How long an acknowledged order the broker no longer knows stays UNKNOWN (reserving
+    # its exposure) before a later reconciliation that misses it again ends it.
+    missing_order_grace: timedelta = timedelta(minutes=5)
+
     def __init__(
         self,
         *,
@@ -160,6 +169,11 @@ class ExecutionEngine:
         self._sleep = sleep
         self._record_latency = record_latency
         self.kill_switch = False
+        self._settings = ConfigurationRepository(repo.engine)
+        # Guards `kill_switch` against submits: a submit starts only while the switch is
+        # off, and is counted in `_submitting` until it has answered (see `_submit`).
+        self._gate = threading.Condition()
+        self._submitting = 0
         self.book = PositionBook()
         self.stats = EngineStats()
         self._lock = threading.RLock()
@@ -170,10 +184,16 @@ class ExecutionEngine:
 
     # -- start-up ------------------------------------------------------------------------
     def start(self) -> list[str]:
-        """Load state, rebuild positions from fills, reconcile with the broker."""
+        """Load state, rebuild positions from fills, reconcile with the broker. A kill
+        switch saved ON stays on, and orders still working (a sweep that could not cancel
+        them, a crash during it) are swept again."""
+        self._load_kill_switch()
         self._open = {o.client_order_id: o for o in self.repo.open_orders()}
         self._rebuild_positions()
-        return self.reconcile()
+        notes = self.reconcile()
+        if self.kill_switch:
+            self._cancel_working()
+        return notes
 
     def _rebuild_positions(self) -> None:
         """Replay every fill, then add the reconciliation adjustments (broker truth that no
@@ -182,24 +202,34 @@ class ExecutionEngine:
         for f in self.repo.all_fills():
             self.book.apply_fill(
                 account=f.account, strategy=f.strategy, symbol=f.symbol, side=f.side,
-                quantity=f.quantity, price=f.price, fee=f.fee,
+                quantity=f.quantity, price=f.price, fee=f.fee, fee_currency=f.fee_currency,
             )  # fmt: skip
         for adj in self.repo.load_positions(strategy=RECONCILIATION_LEDGER):
             pos = self.book.get(adj.account, adj.strategy, adj.symbol)
             pos.quantity, pos.avg_price = adj.quantity, adj.avg_price
 
     def reconcile(self) -> list[str]:
-        """Broker truth wins: resolve every non-terminal order, report position drift."""
+        """Broker truth wins: resolve every non-terminal order, report position drift.
+
+        An open order the broker does not know (see `_missing_at_broker`) is reported and
+        alerted, never skipped. A lookup that fails leaves its order as it is (noted), and
+        while any order is unresolved position drift is reported but not corrected: the
+        unresolved order may be what explains it."""
         notes: list[str] = []
+        unresolved = 0
+        now = datetime.now(UTC)
         for order in list(self._open.values()):
-            remote = self.broker.get_order(order.client_order_id)
+            try:
+                remote = self.broker.get_order(order.client_order_id)
+            except BrokerError as exc:
+                unresolved += 1
+                notes.append(f"{order.client_order_id}: broker lookup failed ({exc}); "
+                             f"left {order.status.value}")  # fmt: skip
+                continue
             if remote is None:
-                if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
-                    # The broker never got it: the submit did not happen. Reject, say why.
-                    order.status = OrderStatus.REJECTED
-                    order.reason = "not found at broker on reconciliation (never submitted)"
-                    self._persist(order)
-                    notes.append(f"{order.client_order_id}: {order.reason}")
+                notes.append(self._missing_at_broker(order, now))
+                if order.status is OrderStatus.UNKNOWN:
+                    unresolved += 1
                 continue
             before = order.status
             self._apply_broker_order(order, remote)
@@ -207,14 +237,49 @@ class ExecutionEngine:
                 notes.append(
                     f"{order.client_order_id}: {before.value} -> {order.status.value} (broker)"
                 )
-        notes += self._reconcile_positions()
+        notes += self._reconcile_positions(unresolved=unresolved)
         for note in notes:
             self._alert("reconciliation", note)
         return notes
 
-    def _reconcile_positions(self) -> list[str]:
+    def _missing_at_broker(self, order: Order, now: datetime) -> str:
+        """An open order the broker says it does not have; returns the note.
+
+        * Never acknowledged by the venue (NEW, or UNKNOWN without a broker order id or a
+          fill): the submit did not reach it -> REJECTED.
+        * Acknowledged (SUBMITTED, PARTIALLY_FILLED): a lookup can miss a working order
+          (venue read lag, a symbol the adapter does not search), and freeing its exposure
+          then could double a position. So the first miss only marks it UNKNOWN: it keeps
+          reserving its exposure and an operator is alerted.
+        * Missed again on a reconciliation at least `missing_order_grace` later (the UNKNOWN
+          status remembers the first miss across restarts): a venue that still has no such
+          order is not working it -> CANCELLED, which frees its exposure. Fills it may still
+          report are recorded all the same, and position drift is reported."""
+        coid, before = order.client_order_id, order.status
+        acknowledged = order.broker_order_id is not None or order.filled_quantity > 0
+        if before is OrderStatus.NEW or (before is OrderStatus.UNKNOWN and not acknowledged):
+            order.status = OrderStatus.REJECTED
+            order.reason = "not found at broker on reconciliation (never submitted)"
+        elif before is not OrderStatus.UNKNOWN:
+            order.status = OrderStatus.UNKNOWN
+            order.reason = (f"{before.value} order not found at broker on reconciliation; "
+                            "still reserving its exposure until found or missed again")  # fmt: skip
+            order.updated_at = now
+        elif now - order.updated_at >= self.missing_order_grace:
+            order.status = OrderStatus.CANCELLED
+            order.reason = ("not found at broker on two reconciliations: presumed ended at the "
+                            "venue (check it there)")  # fmt: skip
+        else:
+            return f"{coid}: still not found at broker; left unknown, reserving its exposure"
+        self._persist(order)
+        if order.status is OrderStatus.REJECTED:
+            return f"{coid}: {order.reason}"
+        return f"{coid}: {before.value} -> {order.status.value}: {order.reason}"
+
+    def _reconcile_positions(self, *, unresolved: int = 0) -> list[str]:
         """Compare account positions with the broker's; correct drift from the broker's
-        truth into the reconciliation sub-ledger (when the engine trades one account)."""
+        truth into the reconciliation sub-ledger (when the engine trades one account and no
+        order is `unresolved`: its fills, once known, would be booked twice)."""
         notes: list[str] = []
         remote = self.broker.positions()
         broker = {bp.symbol: bp.quantity for bp in remote}
@@ -229,7 +294,9 @@ class ExecutionEngine:
             if abs(mine - theirs) <= 1e-9:
                 continue
             note = f"position {symbol}: engine {mine:g} vs broker {theirs:g}"
-            if len(accounts) == 1:
+            if unresolved:
+                note += f"; not corrected ({unresolved} order(s) unresolved at the broker)"
+            elif len(accounts) == 1:
                 account = next(iter(accounts))
                 adj = self.book.get(account, RECONCILIATION_LEDGER, symbol)
                 adj.quantity += theirs - mine
@@ -475,6 +542,15 @@ class ExecutionEngine:
         """Step 4 for one persisted order; sets `item.remote` when the broker accepted it."""
         order = item.order
         assert order is not None
+        if not self._claim_submit():  # the switch went on after this order's risk check
+            with _kept_on(item):
+                order.status = OrderStatus.REJECTED
+                order.reason = "kill switch turned on before submit: not sent to the broker"
+                self._persist(order)
+                self.stats.rejected += 1
+                self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
+                item.result = order
+            return
         try:
             remote = call_with_retry(functools.partial(self.broker.submit, item.intent),
                                      self.retry, sleep=self._sleep)  # fmt: skip
@@ -493,26 +569,51 @@ class ExecutionEngine:
                 self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
                 item.result = order
             return
-        except Exception as exc:  # noqa: BLE001 - kept on the item (logged by _flush, raised by process); the order stays NEW for reconciliation
+        except Exception as exc:  # noqa: BLE001 - kept on the item (logged by _flush, raised by process); the order stays NEW for redelivery
+            with _kept_on(item):  # a failing alert must not hide the submit's error (below)
+                self._alert("submit_failed", f"{order.client_order_id}: submit failed before "
+                            f"the broker answered ({exc!r}); the order stays NEW and its "
+                            "message is kept for redelivery", order)  # fmt: skip
             item.error = exc
             return
+        finally:
+            self._release_submit()  # after the outcome is settled, so the sweep sees it
         if self._record_latency:
             self.stats.submit_latencies.append(time.perf_counter() - t0)
         item.remote = remote
 
     def _redelivered(self, intent: OrderIntent) -> Order:
-        """The intent's order exists: never submit again; resolve it if in doubt."""
+        """The intent's order exists: never place it twice; resolve it if in doubt.
+
+        A NEW order the broker does not know never reached it (its submit failed before the
+        broker answered, and the message was kept for this redelivery), so it is submitted
+        now: under the same client order id, which the venue refuses to place twice. If
+        that submit fails the same way, the error is raised and the message kept again."""
         self.stats.duplicates += 1
         existing = self._open.get(intent.client_order_id) or self.repo.get_order(
             intent.client_order_id
         )
         if existing is None:
             raise RuntimeError(f"order {intent.client_order_id} vanished after a duplicate insert")
-        if existing.status in (OrderStatus.NEW, OrderStatus.UNKNOWN):
-            remote = self.broker.get_order(existing.client_order_id)
-            if remote is not None:
-                self._apply_broker_order(existing, remote)
+        if existing.status not in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            return existing
+        remote = self.broker.get_order(existing.client_order_id)
+        if remote is not None:
+            self._apply_broker_order(existing, remote)
+        elif existing.status is OrderStatus.NEW:
+            self._resubmit(intent, existing)
         return existing
+
+    def _resubmit(self, intent: OrderIntent, order: Order) -> None:
+        """Submit a NEW order found on redelivery (see `_redelivered`); raises when the
+        submit failed before the broker answered, so the message stays for redelivery.
+        `_submit` refuses it while the kill switch is on, as any submit."""
+        item = _Item(intent, order.client_order_id, order=order, approved=True)
+        self._submit(item, time.perf_counter())
+        if item.error is not None:
+            raise item.error
+        if item.remote is not None:
+            self._apply_broker_order(order, item.remote)
 
     def _resolve_timeout(self, order: Order, exc: SubmitTimeoutError) -> None:
         """A submit that never answered: UNKNOWN until the broker says what it has."""
@@ -588,15 +689,103 @@ class ExecutionEngine:
         return self.process(successor)
 
     def set_kill_switch(self, on: bool, *, actor: str = "operator") -> list[str]:
-        """On: block new orders and cancel every working order. Returns cancelled ids."""
-        self.kill_switch = on
+        """On: block new orders, let submits already under way answer, then cancel every
+        working order. Returns the cancelled ids; orders that could not be cancelled are
+        named in a `kill_switch_incomplete` alert. Saved, so a restart keeps it.
+
+        Each way, the safe state comes first: ON is set in memory before it is saved,
+        OFF only after it is saved, so a failed save never leaves trading enabled."""
+        if not on:
+            self._save_kill_switch(False, actor)
+            with self._gate:
+                self.kill_switch = False
+            self._alert("kill_switch", f"kill switch OFF by {actor}")
+            return []
+        with self._gate:
+            self.kill_switch = True  # no submit starts from here on
+        unsaved: Exception | None = None
+        try:
+            self._save_kill_switch(True, actor)
+        except Exception as exc:  # noqa: BLE001 - alerted, raised after the sweep
+            unsaved = exc
+            self._alert("kill_switch_unsaved", f"kill switch ON but not saved: {exc}")
+        self._alert("kill_switch", f"kill switch ON by {actor}")
+        self._drain_submits()
+        cancelled = self._cancel_working()
+        if unsaved is not None:
+            raise unsaved
+        return cancelled
+
+    def _save_kill_switch(self, on: bool, actor: str) -> None:
+        self._settings.set(KILL_SWITCH_KEY, {"on": on}, actor[:64])
         self.repo.audit(actor, "kill_switch", None, {"on": on})
-        self._alert("kill_switch", f"kill switch {'ON' if on else 'OFF'} by {actor}")
-        cancelled = []
-        if on:
-            for coid in list(self._open):
-                self.cancel(coid)
+
+    def _load_kill_switch(self) -> None:
+        """The saved switch; a value that is not {"on": bool} counts as ON (trading stays
+        stopped until an operator sets it again) and is alerted."""
+        row = self._settings.all().get(KILL_SWITCH_KEY)
+        value = None if row is None else row.value
+        if value is None:
+            self.kill_switch = False
+        elif isinstance(value, dict) and isinstance(value.get("on"), bool):
+            self.kill_switch = value["on"]
+        else:
+            self.kill_switch = True
+            self._alert("kill_switch", f"saved kill switch {value!r} is not {{'on': bool}}: ON")
+
+    def _claim_submit(self) -> bool:
+        """Whether a submit may start (the switch is off); if so it counts as under way."""
+        with self._gate:
+            if self.kill_switch:
+                return False
+            self._submitting += 1
+            return True
+
+    def _release_submit(self) -> None:
+        with self._gate:
+            self._submitting -= 1
+            self._gate.notify_all()
+
+    def _drain_submits(self) -> None:
+        """Wait for submits that started before the switch went on, so the sweep finds
+        their orders at the broker instead of racing them there."""
+        timeout = self.kill_switch_drain_seconds
+        with self._gate:
+            drained = self._gate.wait_for(lambda: self._submitting == 0, timeout)
+            still = self._submitting
+        if not drained:
+            self._alert("kill_switch_incomplete", f"{still} submit(s) still unanswered after "
+                        f"{timeout:g}s; their orders may be live at the broker")  # fmt: skip
+
+    def _cancel_working(self) -> list[str]:
+        """The kill switch's sweep: every working order is tried on its own, so one the
+        broker refuses or does not know never leaves the others live. Returns the ids whose
+        cancel the broker took; orders that ended meanwhile (filled, or stopped before their
+        submit) are not listed."""
+        with self._lock:
+            working = list(self._open.values())
+        cancelled: list[str] = []
+        failed: list[str] = []
+        for order in working:
+            coid = order.client_order_id
+            if order.status in TERMINAL_STATUSES:
+                continue
+            try:
+                after = self.cancel(coid)
+            except OrderNotFoundError as exc:
+                if order.status is OrderStatus.NEW:
+                    continue  # never reached the broker; no submit starts while the switch is on
+                failed.append(f"{coid} ({order.status.value}): {exc}")
+            except Exception as exc:  # noqa: BLE001 - each failure is alerted below
+                failed.append(f"{coid} ({order.status.value}): {type(exc).__name__}: {exc}")
+            else:
+                if after is None or after.status in TERMINAL_STATUSES - {OrderStatus.CANCELLED}:
+                    continue  # it ended before the cancel reached it: nothing left working
                 cancelled.append(coid)
+        if failed:
+            listed = "; ".join(failed)
+            self._alert("kill_switch_incomplete", f"kill switch: {len(failed)} working order(s) "
+                        f"not cancelled, check them at the broker: {listed}")  # fmt: skip
         return cancelled
 
     # -- internals -----------------------------------------------------------------------
@@ -655,8 +844,12 @@ class ExecutionEngine:
                             saved_positions[key] = (pos, state)
                         realized = fees = 0.0
                         for f in new_fills:
-                            realized += pos.apply_fill(f.side, f.quantity, f.price, f.fee)
-                            fees += f.fee
+                            realized += pos.apply_fill(
+                                f.side, f.quantity, f.price, f.fee, f.fee_currency
+                            )
+                            fees += book_fee(
+                                f.symbol, f.side, f.quantity, f.price, f.fee, f.fee_currency
+                            ).quote_value
                         day = new_fills[-1].time.date()
                         positions.append(pos)
                         pnl.append((order.account, strategy, day, realized, fees))
@@ -695,7 +888,7 @@ class ExecutionEngine:
         coid = order.client_order_id
         known = self._fill_ids.get(coid)
         if known is None:  # first look at this order in this process: ask the database
-            known = self.repo.known_fill_ids(broker, [f.fill_id for f in remote.fills])
+            known = self.repo.known_fill_ids(coid, [f.fill_id for f in remote.fills])
             self._fill_ids[coid] = known
         new_fills = [
             Fill(
@@ -716,18 +909,16 @@ class ExecutionEngine:
             if bf.fill_id not in known
         ]
         order.broker_order_id = remote.broker_order_id or order.broker_order_id
-        order.filled_quantity = remote.filled_quantity
-        order.avg_fill_price = remote.avg_fill_price
-        order.fees = sum(f.fee for f in remote.fills)
-        target = remote.status
-        if order.status is OrderStatus.NEW and target in (
-            OrderStatus.PARTIALLY_FILLED,
-            OrderStatus.FILLED,
-        ):
-            order.status = OrderStatus.SUBMITTED  # NEW -> SUBMITTED -> filled
-        if target != order.status and can_transition(order.status, target):
-            order.status = target
-        if remote.reason:
+        # Updates can arrive out of order: one reporting less filled than we know is older
+        # than what we have, so its figures never move the order backwards (its fills are
+        # already recorded, and `fold_status` keeps its status from going back).
+        stale = remote.filled_quantity < order.filled_quantity
+        if not stale:
+            order.filled_quantity = remote.filled_quantity
+            order.avg_fill_price = remote.avg_fill_price
+            order.fees = sum(f.fee for f in remote.fills)
+        order.status = fold_status(order.status, remote.status, filled=order.filled_quantity)
+        if remote.reason and not stale:
             order.reason = remote.reason
         return known, new_fills
 

@@ -11,6 +11,11 @@ is refused loudly instead of corrupting the book.
 
 UNKNOWN is never assumed failed: the broker may have the order (the request reached it and
 the reply was lost), so the engine asks the broker by client order id before anything else.
+
+A broker's report of an order is folded in by `fold_status`: any answer but REJECTED means
+the venue accepted the order, so a NEW order steps to SUBMITTED first (an IOC the venue
+answers EXPIRED goes NEW -> SUBMITTED -> EXPIRED); a terminal status is never left, and a
+stale report of an earlier state changes nothing.
 """
 
 from __future__ import annotations
@@ -56,3 +61,20 @@ def transition(current: OrderStatus, new: OrderStatus, *, order: str = "order") 
 
 def is_terminal(status: OrderStatus) -> bool:
     return status in TERMINAL_STATUSES
+
+
+def fold_status(current: OrderStatus, reported: OrderStatus, *, filled: float) -> OrderStatus:
+    """The status an order in `current` takes when its broker reports `reported` with
+    `filled` traded so far: the reported status if the lifecycle reaches it, else `current`
+    (a stale report of an earlier state, or anything after a terminal state).
+
+    REJECTED after fills is not a lifecycle state (the fills stand): it ends the order as
+    CANCELLED, the rest will never trade (ccxt/NinjaTrader/IB adapters map it so; this keeps
+    an adapter that does not from leaving the order open forever)."""
+    if current in TERMINAL_STATUSES:
+        return current
+    if reported is S.REJECTED and filled > 0:
+        reported = S.CANCELLED
+    if current is S.NEW and reported not in (S.NEW, S.REJECTED, S.UNKNOWN):
+        current = S.SUBMITTED  # the venue answered with the order: it was accepted
+    return reported if reported in ALLOWED[current] else current

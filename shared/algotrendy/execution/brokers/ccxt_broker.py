@@ -147,6 +147,9 @@ class CcxtBroker:
         self.limiter = limiter if limiter is not None else shared_limiter(self._limit_key())
         self.symbols = list(symbols)
         self._known: dict[str, _Known] = {}
+        # Client order ids the venue refused as duplicates before a lookup could see them:
+        # it has them, so `get_order` must never answer None (= "never got it") for them.
+        self._acknowledged: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -353,8 +356,12 @@ class CcxtBroker:
         except _DuplicateClientOrderIdError as dup:
             existing = self._lookup(coid, [(known.symbol, known.conditional)])
             if existing is None:
-                # The venue says it has it but will not show it yet: ask again later.
-                raise RetryableBrokerError(
+                # The venue says it has the order but does not show it yet (its reads lag
+                # its writes): the order exists, its state is unknown. A timeout, not a
+                # refusal, so the engine keeps it UNKNOWN and asks again instead of
+                # rejecting it; `get_order` will not call it absent meanwhile.
+                self._acknowledged.add(coid)
+                raise SubmitTimeoutError(
                     f"{dup}; duplicate client order id {coid} not found on lookup"
                 ) from dup
             return existing
@@ -389,7 +396,16 @@ class CcxtBroker:
                 candidates.append((str(market["symbol"]), False))
                 if self.exchange_id == "binance" and self._is_contract(market):
                     candidates.append((str(market["symbol"]), True))
-        return self._lookup(client_order_id, candidates)
+        found = self._lookup(client_order_id, candidates)
+        if found is not None:
+            self._acknowledged.discard(client_order_id)
+        elif client_order_id in self._acknowledged:
+            # None would tell the engine the venue never got it; the venue said it has it.
+            raise RetryableBrokerError(
+                f"{self.exchange_id}: order {client_order_id} was reported by the venue as "
+                "a duplicate but is not visible yet"
+            )
+        return found
 
     def open_orders(self) -> list[BrokerOrder]:
         symbols = dict.fromkeys(

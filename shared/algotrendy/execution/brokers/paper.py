@@ -11,13 +11,16 @@ model so paper trading and backtests agree (see `algotrendy.backtest.config`):
 
 Its order book is kept in a SQLite file when `state_path` is given, because a paper broker
 stands in for a venue: it must remember orders across an engine crash, exactly like an
-exchange would, or reconciliation could not be tested. Submits are idempotent by client
-order id.
+exchange would, or reconciliation could not be tested. That includes the trigger state of
+resting orders (a stop-limit already triggered, a trailing stop's best price), written
+when it changes: without it a triggered stop-limit went back to waiting for its stop after
+a restart. Submits are idempotent by client order id.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from dataclasses import asdict, replace
@@ -29,6 +32,8 @@ from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
 from algotrendy.execution.brokers.base import BrokerFill, BrokerOrder, BrokerPosition
 from algotrendy.execution.errors import InvalidOrderError, OrderNotFoundError
 from algotrendy.execution.ports import PriceSource
+
+log = logging.getLogger(__name__)
 
 _OPEN = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
 
@@ -63,6 +68,10 @@ class PaperBroker:
                 "CREATE TABLE IF NOT EXISTS paper_orders (coid TEXT PRIMARY KEY, seq INTEGER, "
                 "intent TEXT, state TEXT)"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS paper_triggers (coid TEXT PRIMARY KEY, "
+                "triggered INTEGER NOT NULL, trail_best REAL)"
+            )
             self._load()
 
     # -- persistence -------------------------------------------------------------------
@@ -79,6 +88,24 @@ class PaperBroker:
             self._orders[coid] = BrokerOrder(**raw)
             self._intents[coid] = OrderIntent.model_validate_json(intent)
             self._seq = max(self._seq, seq)
+        for coid, triggered, best in self._db.execute(
+            "SELECT coid, triggered, trail_best FROM paper_triggers"
+        ):
+            if triggered:
+                self._triggered.add(coid)
+            if best is not None:
+                self._trail_best[coid] = best
+
+    def _store_trigger(self, coid: str) -> None:
+        """Persist `coid`'s trigger state (called whenever it changes)."""
+        if self._db is None:
+            return
+        self._db.execute(
+            "INSERT INTO paper_triggers(coid, triggered, trail_best) VALUES (?, ?, ?) "
+            "ON CONFLICT(coid) DO UPDATE SET triggered = excluded.triggered, "
+            "trail_best = excluded.trail_best",
+            (coid, int(coid in self._triggered), self._trail_best.get(coid)),
+        )
 
     def _store(self, order: BrokerOrder) -> None:
         self._orders[order.client_order_id] = order
@@ -119,6 +146,7 @@ class PaperBroker:
             )
             if intent.order_type is OrderType.TRAILING_STOP:
                 self._trail_best[coid] = last
+                self._store_trigger(coid)
             self._store(order)
             return self._evaluate(coid, last)
 
@@ -168,9 +196,15 @@ class PaperBroker:
         kind = intent.order_type
         fill_at: float | None = None
         if kind is OrderType.TRAILING_STOP:
-            best = self._trail_best[coid]
-            best = min(best, price) if buy else max(best, price)
-            self._trail_best[coid] = best
+            before = self._trail_best.get(coid)
+            if before is None:  # a state file written before trigger state was kept
+                log.warning("paper: no trailing-stop best price for %s; trailing from %s",
+                            coid, price)  # fmt: skip
+                before = price
+            best = min(before, price) if buy else max(before, price)
+            if best != self._trail_best.get(coid):
+                self._trail_best[coid] = best
+                self._store_trigger(coid)
             pct = (intent.trail_percent or 0.0) / 100.0
             trigger = best * (1 + pct) if buy else best * (1 - pct)
             if (buy and price >= trigger) or (not buy and price <= trigger):
@@ -183,6 +217,7 @@ class PaperBroker:
                 hit = price >= intent.stop_price if buy else price <= intent.stop_price
                 if hit:
                     self._triggered.add(coid)
+                    self._store_trigger(coid)
                     triggered = True
             if triggered:
                 if kind is OrderType.STOP:

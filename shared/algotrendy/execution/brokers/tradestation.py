@@ -24,8 +24,8 @@ What TradeStation does not have, and what the adapter does instead:
 * no per-execution records in the order payload: it carries the cumulative `ExecQuantity`
   (per leg) and average `FilledPrice`. Fills are derived from successive observations: each
   increase of the cumulative quantity is one fill of the difference, priced so that the
-  fills' VWAP equals the reported average, id `<OrderID>:<cumulative qty>`; the observed
-  levels are kept in `state_path` too;
+  fills' VWAP equals the reported average, id `<OrderID>:<cumulative qty>` (the quantity
+  written exactly, `_fill_qty`); the observed levels are kept in `state_path` too;
 * no reduce-only flag: refused with InvalidOrderError.
 """
 
@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +266,7 @@ class TradeStationBroker:
         body: dict[str, Any] = {
             "AccountID": self.account_id,
             "Symbol": intent.symbol,
-            "Quantity": f"{intent.quantity:g}",
+            "Quantity": _number(intent.quantity),
             "OrderType": _ORDER_TYPE[intent.order_type],
             "TradeAction": "BUY" if intent.side.value == "buy" else "SELL",
             "TimeInForce": {"Duration": _DURATION[intent.time_in_force]},
@@ -274,13 +275,16 @@ class TradeStationBroker:
         if intent.limit_price is not None and intent.order_type in (
             OrderType.LIMIT, OrderType.STOP_LIMIT
         ):  # fmt: skip
-            body["LimitPrice"] = f"{intent.limit_price:g}"
+            body["LimitPrice"] = _number(intent.limit_price)
         if intent.stop_price is not None and intent.order_type in (
             OrderType.STOP, OrderType.STOP_LIMIT
         ):  # fmt: skip
-            body["StopPrice"] = f"{intent.stop_price:g}"
+            body["StopPrice"] = _number(intent.stop_price)
         if intent.order_type is OrderType.TRAILING_STOP:
-            body["AdvancedOptions"] = {"TrailingStop": {"Percent": f"{intent.trail_percent:g}"}}
+            if intent.trail_percent is None:  # OrderIntent requires it; never send a guess
+                raise InvalidOrderError("tradestation: trailing stop without trail_percent")
+            percent = _number(intent.trail_percent)
+            body["AdvancedOptions"] = {"TrailingStop": {"Percent": percent}}
         return body
 
     def submit(self, intent: OrderIntent) -> BrokerOrder:
@@ -380,7 +384,8 @@ class TradeStationBroker:
         for q, a, f in tracked.levels:
             dq = q - prev_q
             price = (q * a - prev_cost) / dq
-            fills.append(BrokerFill(f"{tracked.order_id}:{q:g}", dq, price, f - prev_fee, when))
+            fills.append(BrokerFill(f"{tracked.order_id}:{_fill_qty(q)}", dq, price, f - prev_fee,
+                                    when))  # fmt: skip
             prev_q, prev_cost, prev_fee = q, q * a, f
         if status is OrderStatus.FILLED and cum <= 0:
             status = OrderStatus.SUBMITTED  # a fill without quantity is not one yet
@@ -398,6 +403,21 @@ class TradeStationBroker:
             fills=tuple(fills),
             reason=str(reason) if reason else None,
         )
+
+
+def _number(value: float) -> str:
+    """`value` in plain decimal notation, every digit kept: `:g` keeps 6 significant digits
+    (a quantity of 1,000,001 went out as "1e+06", a limit of 10000.25 as "10000.2")."""
+    text = format(Decimal(repr(float(value))), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _fill_qty(cum: float) -> str:
+    """A cumulative quantity as written in fill ids: `:g` where that is exact, as in the ids
+    already recorded (so they stay the same), else `repr`. `:g` alone made 1,000,001 and
+    1,000,003 both "1e+06", and the engine dropped the second fill as a duplicate."""
+    short = f"{cum:g}"
+    return short if float(short) == cum else repr(cum)
 
 
 def _leg_exec(raw: Mapping[str, Any]) -> float:

@@ -1,15 +1,21 @@
 """Tables owned by the execution engine (the only writer of orders, fills and positions)
 and the audit log.
 
-Quantities and prices are NUMERIC(30, 12) in PostgreSQL so sums of fills are exact in the
-database; Python sees floats (asdecimal=False) like the rest of the engine.
+Quantities, prices, fees and PnL are unconstrained NUMERIC (`Amount`), written from the
+float's exact shortest decimal (`repr`), so every value read back is the float written, at
+any magnitude: a fixed scale (it was NUMERIC(30, 12)) rounded low prices such as 1.2e-9
+and moved PnL on restart. Python sees floats like the rest of the engine.
 Uniqueness constraints carry the idempotency rules: one order per client order id, one
-fill per broker fill id, one position row per account/strategy/symbol.
+fill per broker fill id *within its order* (venues such as Binance number trades per
+symbol, and both sides of a trade can carry the same id, so a broker-wide key is wrong),
+one position row per account/strategy/symbol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -23,8 +29,10 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names, so Alembic migrations are the same on every backend.
@@ -41,8 +49,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def Amount() -> Numeric[float]:  # noqa: N802 - reads as a column type
-    return Numeric(30, 12, asdecimal=False)
+class ExactAmount(TypeDecorator[float]):
+    """NUMERIC without precision or scale, bound as `Decimal(repr(value))`.
+
+    psycopg sends a float as float8 and PostgreSQL's float8 -> numeric cast keeps only 15
+    significant digits; the shortest round-trip decimal keeps all of them, so the value
+    read back is the float that was written. SQLite stores the float as REAL, exactly,
+    so there the value is bound untouched (no per-value cost on the hot path)."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(asdecimal=False)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name == "sqlite":
+            return None
+
+        def exact(value: Any) -> Any:
+            return Decimal(repr(value)) if isinstance(value, float) else value
+
+        return exact
+
+
+def Amount() -> ExactAmount:  # noqa: N802 - reads as a column type
+    return ExactAmount()
 
 
 class Base(DeclarativeBase):
@@ -85,7 +117,7 @@ class OrderRow(Base):
 
 class FillRow(Base):
     __tablename__ = "fills"
-    __table_args__ = (UniqueConstraint("broker", "broker_fill_id", name="uq_fills_broker_fill"),)
+    __table_args__ = (UniqueConstraint("order_id", "broker_fill_id", name="uq_fills_order_fill"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)

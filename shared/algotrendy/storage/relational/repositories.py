@@ -418,14 +418,19 @@ class SqlExecutionRepository:
                     "realized_pnl": realized, "unrealized_pnl": 0.0, "fees": fees,
                 } for (account, strategy, day), (realized, fees) in sums.items()])  # fmt: skip
 
-    def known_fill_ids(self, broker: str, fill_ids: list[str]) -> set[str]:
+    def known_fill_ids(self, client_order_id: str, fill_ids: Sequence[str]) -> set[str]:
+        """Which of these broker fill ids are already recorded for this order. Fill ids are
+        unique per order only (the `uq_fills_order_fill` key): Binance numbers trades per
+        symbol, so another order's fill may carry the same id."""
         if not fill_ids:
             return set()
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(_FILLS.c.broker_fill_id).where(
-                    _FILLS.c.broker == broker,
-                    _FILLS.c.broker_fill_id.in_(fill_ids),
+                select(_FILLS.c.broker_fill_id)
+                .join(_ORDERS, _FILLS.c.order_id == _ORDERS.c.id)
+                .where(
+                    _ORDERS.c.client_order_id == client_order_id,
+                    _FILLS.c.broker_fill_id.in_(list(fill_ids)),
                 )
             )
             return {r[0] for r in rows}
@@ -463,7 +468,8 @@ class SqlExecutionRepository:
 
     # -- fills ---------------------------------------------------------------------------
     def record_fill(self, fill: Fill) -> bool:
-        """Store a fill once; False if this broker fill id was already recorded."""
+        """Store a fill once; False if this broker fill id was already recorded for its
+        order."""
         try:
             with self._session.begin() as s:
                 order_id = s.scalars(
