@@ -52,6 +52,10 @@ s3 = botocore_client("s3")
 # (StartExecution API, `name`); the run id becomes an S3 key segment, so nothing else.
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+# Step Functions refuses a state input over 256 KiB (States.DataLimitExceeded, which no
+# Retry or Catch handles): each manifest item is a child execution's input. A margin is
+# kept for what the Map and the Lambda integration add around it.
+MAX_ITEM_BYTES = 240 * 1024
 
 
 class BacktestRequest(BaseModel):
@@ -121,6 +125,22 @@ def _data_locations(request: BacktestRequest, bucket: str) -> dict[str, str]:
     return keys
 
 
+def _check_item_sizes(manifest: list[dict[str, Any]], chunk_size: int) -> None:
+    """Refuse, before any worker starts, a plan whose chunks Step Functions would refuse
+    mid-run; the message says which chunk_size fits (items grow with the parameters of
+    each combination, so no fixed bound on chunk_size can promise this)."""
+    # Measured as spaced JSON (", ", ": "), the larger of the two usual serialisations.
+    largest = max((len(json.dumps(item).encode()) for item in manifest), default=0)
+    if largest > MAX_ITEM_BYTES:
+        # Items grow linearly with their combinations; 5% slack for the fixed part.
+        fits = max(1, int(chunk_size * 0.95 * MAX_ITEM_BYTES / largest))
+        raise ParameterError(
+            f"chunk_size {chunk_size}: a chunk's input is {largest / 1024:.0f} KiB, over the "
+            f"{MAX_ITEM_BYTES // 1024} KiB a Step Functions state may carry; use chunk_size "
+            f"<= {fits}"
+        )
+
+
 def _put_json(bucket: str, key: str, body: Any) -> None:
     s3.put_object(
         Bucket=bucket,
@@ -158,6 +178,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
         for chunk in plan.chunks
     ]
+    _check_item_sizes(manifest, plan.chunk_size)
     _put_json(bucket, f"{prefix}/request.json", request.model_dump(mode="json"))
     _put_json(bucket, f"{prefix}/manifest.json", manifest)
 

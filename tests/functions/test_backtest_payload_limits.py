@@ -40,36 +40,52 @@ def _size(reply: Any) -> int:
     return len(json.dumps(reply, allow_nan=False).encode())
 
 
+def _plan_the_largest_chunk(
+    handlers: Handlers, request: dict[str, Any], context: Any
+) -> tuple[dict[str, Any], int]:
+    """Plan with the largest chunk_size the request model accepts; when the plan refuses
+    it because a chunk's input would pass the limit, with the size it names: the largest
+    chunk a run can really have. Returns (plan reply, chunk size)."""
+    from algotrendy.errors import ParameterError
+
+    plan = handlers["BacktestPlanFunction"]
+    chunk_size = _accepted_max(handlers, "chunk_size")
+    try:
+        return plan(
+            {"run_id": "largest", "request": request | {"chunk_size": chunk_size}}, context
+        ), chunk_size
+    except ParameterError as exc:
+        fits = int(str(exc).rsplit("<= ", 1)[1])
+    return plan({"run_id": "largest", "request": request | {"chunk_size": fits}}, context), fits
+
+
 @pytest.fixture
 def largest_sweep(
     handlers: Handlers, event: Any, context: Any, read_json: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A one-symbol sweep whose single chunk is as large as the plan allows, ranked with
     `top` as large as the plan allows: (plan reply, worker reply)."""
-    chunk_size = _accepted_max(handlers, "chunk_size")
+    most = _accepted_max(handlers, "chunk_size")
     top = _accepted_max(handlers, "top")
-    slow = list(range(110, 110 + math.ceil(chunk_size / 100)))
+    slow = list(range(110, 110 + math.ceil(most / 100)))
     request = event("backtest_state_machine") | {
         "grid": {"fast": list(range(2, 102)), "slow": slow},  # every fast < slow: valid
         "symbols": ["GOOG"],
-        "chunk_size": chunk_size,
         "top": top,
     }
-    plan = handlers["BacktestPlanFunction"]({"run_id": "largest", "request": request}, context)
-    first = read_json(plan["bucket"], plan["manifest_key"])[0]
-    assert len(first["chunk"]["params"]) == chunk_size
-    worker_replies = [
-        handlers["BacktestWorkerFunction"](item, context)
-        for item in read_json(plan["bucket"], plan["manifest_key"])
-    ]
-    return plan, worker_replies[0]
+    plan, chunk_size = _plan_the_largest_chunk(handlers, request, context)
+    items = read_json(plan["bucket"], plan["manifest_key"])
+    assert len(items[0]["chunk"]["params"]) == chunk_size
+    assert max(_size(item) for item in items) < PAYLOAD_LIMIT
+    worker_replies = [handlers["BacktestWorkerFunction"](item, context) for item in items]
+    return plan | {"chunk_size": chunk_size}, worker_replies[0]
 
 
 def test_worker_reply_stays_under_the_limit_for_the_largest_chunk(
     handlers: Handlers, largest_sweep: tuple[dict[str, Any], dict[str, Any]], read_json: Any
 ) -> None:
-    _, reply = largest_sweep
-    chunk_size = _accepted_max(handlers, "chunk_size")
+    plan, reply = largest_sweep
+    chunk_size = plan["chunk_size"]
 
     assert reply["row_count"] == chunk_size
     assert _size(reply) < PAYLOAD_LIMIT
@@ -108,3 +124,33 @@ def test_aggregate_reply_stays_under_the_limit_for_the_largest_top(
         for r, f, s in ranking[["rank", "fast", "slow"]].head(expected).itertuples(index=False)
     ]
     assert reply["best"] == top[0]
+
+
+def test_a_plan_whose_chunk_input_step_functions_would_refuse_is_refused_with_a_size_that_fits(
+    handlers: Handlers, event: Any, context: Any, read_json: Any
+) -> None:
+    """Each manifest item is a child execution's input, under the same 256 KiB limit; its
+    size grows with the parameters per combination, so the plan measures it."""
+    from algotrendy.errors import ParameterError
+
+    chunk_size = _accepted_max(handlers, "chunk_size")
+    request = event("backtest_state_machine") | {
+        # 100 x 50 x 2 = 10,000 combinations of three parameters each.
+        "grid": {
+            "fast": list(range(2, 102)),
+            "slow": list(range(110, 160)),
+            "allow_short": [True, False],
+        },
+        "symbols": ["GOOG"],
+        "chunk_size": chunk_size,
+    }
+    plan = handlers["BacktestPlanFunction"]
+    with pytest.raises(ParameterError, match=r"use chunk_size <= \d+") as refused:
+        plan({"run_id": "too-big", "request": request}, context)
+    fits = int(str(refused.value).rsplit("<= ", 1)[1])
+    assert fits < chunk_size
+
+    reply = plan({"run_id": "fits", "request": request | {"chunk_size": fits}}, context)
+    items = read_json(reply["bucket"], reply["manifest_key"])
+    assert max(_size(item) for item in items) < PAYLOAD_LIMIT
+    assert sum(len(item["chunk"]["params"]) for item in items) == 10_000
