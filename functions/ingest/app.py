@@ -14,7 +14,13 @@ series ran, any failure fails the invocation with one line naming the failed ser
 (`IngestGroupFailedError`), so the Errors metric and its alarm see a dead source or an
 unsent announcement. The stored bars stay stored and the next run announces what was not.
 
-Clients (candle store, cache, SQS) are built once per container, on the first run.
+A news group (sources `news`, `news-<feed>`, no timeframes) writes items to the news
+store (QuestDB's `news` table, or files under the data dir locally) and announces
+nothing.
+
+Clients (candle store, news store, cache, SQS) are built once per container, each on
+first use: a news-only group never builds the candle store or the signals queue, so the
+news function needs neither the queue's URL nor its permission.
 """
 
 from __future__ import annotations
@@ -27,9 +33,8 @@ import gc
 # built, then everything built so far is frozen out of later collections (end of file).
 gc.disable()
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -37,7 +42,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from algotrendy.aws_clients import botocore_client
-from algotrendy.config import get_settings
+from algotrendy.config import Settings, get_settings
 from algotrendy.errors import ParameterError
 from algotrendy.signals.ingest_group import (
     ChannelFactory,
@@ -46,11 +51,16 @@ from algotrendy.signals.ingest_group import (
     default_channel_factory,
     run_ingest_group,
 )
-from algotrendy.signals.wiring import build_cache, build_candle_store, build_signals_queue
+from algotrendy.signals.wiring import (
+    build_cache,
+    build_candle_store,
+    build_news_store,
+    build_signals_queue,
+)
 
 if TYPE_CHECKING:
     from algotrendy.messaging.base import Queue
-    from algotrendy.storage.base import Cache, CandleStore
+    from algotrendy.storage.base import Cache, CandleStore, NewsStore
 
 logger = Logger()
 # Traced: botocore (SQS) and requests (the channels' HTTP).
@@ -59,21 +69,32 @@ logger = Logger()
 tracer = Tracer(patch_modules=["botocore", "requests"])
 
 
-@dataclass(frozen=True)
 class Wiring:
-    candles: CandleStore
-    cache: Cache
-    signals: Queue
+    """The container's clients, each built on first use and kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def candles(self) -> CandleStore:
+        return build_candle_store(self.settings)
+
+    @cached_property
+    def news(self) -> NewsStore:
+        return build_news_store(self.settings)
+
+    @cached_property
+    def cache(self) -> Cache:
+        return build_cache(self.settings)
+
+    @cached_property
+    def signals(self) -> Queue:
+        return build_signals_queue(self.settings, botocore_client)
 
 
 @cache
 def wiring() -> Wiring:
-    settings = get_settings()
-    return Wiring(
-        candles=build_candle_store(settings),
-        cache=build_cache(settings),
-        signals=build_signals_queue(settings, botocore_client),
-    )
+    return Wiring(get_settings())
 
 
 def now() -> datetime:
@@ -108,13 +129,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     group = parse_group(event)
     logger.append_keys(group=group.group)
     w = wiring()
+    candles = any(not entry.is_news for entry in group.channels)
+    news = any(entry.is_news for entry in group.channels)
     result = run_ingest_group(
         group,
-        stores=[w.candles],
+        stores=[w.candles] if candles else [],
         cache=w.cache,
-        signals=w.signals,
+        signals=w.signals if candles else None,
         channel_factory=channel_factory,
         now=now,
+        news_store=w.news if news else None,
     )
     for outcome in result.outcomes:
         extra = outcome.as_dict()

@@ -236,3 +236,49 @@ def test_a_run_without_failures_returns_its_result(
     event["channels"][0]["symbols"] = ["BTC/USDT"]  # leave out the dead ETH/USDT
     result = app.handler(event, FakeContext())
     assert (result["series"], result["failed"], result["new_bars"]) == (2, 0, 2)
+
+
+def test_news_event_stores_items_and_announces_nothing(
+    signals: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """events/ingest_news.json: the `news` aggregator (Yahoo RSS by default) replays the
+    recorded AAPL feed; BTC-USD's feed is empty. Items land in the local news store, the
+    signals queue stays empty, and neither the candle store nor the queue is built."""
+    import re
+
+    import responses
+
+    from algotrendy.data.channels import get_channel
+    from algotrendy.data.channels.retry import RetryPolicy
+    from algotrendy.storage.local_news import LocalNewsStore
+
+    sqs, url = signals
+    rss = (ROOT / "tests" / "fixtures" / "news" / "ours_yahoo_rss_AAPL.xml").read_text()
+    empty = '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+    app = load_app()
+    monkeypatch.setattr(
+        app,
+        "channel_factory",
+        lambda name, settings: get_channel(name, retry=RetryPolicy(attempts=1), **settings),
+    )
+    with responses.RequestsMock() as http:
+        http.add_callback(
+            responses.GET,
+            re.compile(r"https://feeds\.finance\.yahoo\.com/rss/2\.0/headline\?"),
+            callback=lambda req: (200, {}, rss if "s=AAPL" in req.url else empty),
+        )
+        result = app.handler(load_event("ingest_news"), FakeContext())
+        again = app.handler(load_event("ingest_news"), FakeContext())
+    assert [(o["symbol"], o["status"], o["written"]) for o in result["outcomes"]] == [
+        ("AAPL", "new_items", 2),
+        ("BTC-USD", "up_to_date", 0),
+    ]
+    assert (result["new_items"], result["failed"]) == (1, 0)
+    assert [o["status"] for o in again["outcomes"]] == ["up_to_date", "up_to_date"]
+    stored = LocalNewsStore(tmp_path).read(symbol="AAPL")
+    assert [i.source for i in stored] == ["yahoo", "yahoo"]
+    assert announced(sqs, url) == []
+    built = vars(app.wiring())
+    assert "news" in built
+    assert "signals" not in built
+    assert "candles" not in built

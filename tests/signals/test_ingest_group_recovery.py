@@ -213,16 +213,3 @@ class FakeNews:
 
     def fetch_news(self, symbols: tuple[str, ...] = (), limit: int = 50) -> list[NewsItem]:
         raise AssertionError("the candle ingest must not fetch news it cannot store")
-
-
-def test_a_news_channel_fails_its_series_naming_why(tmp_path: Path) -> None:
-    result = run_ingest_group(
-        group(channels=[{"source": "news", "symbols": ["AAPL", "BTC-USD"], "timeframes": ["1h"]}]),
-        stores=[LocalCandleStore(tmp_path, fsync=False)],
-        cache=MemoryCache(),
-        signals=InMemoryQueue("signals"),
-        channel_factory=lambda name, settings: FakeNews(),
-    )
-    assert [o.status for o in result.outcomes] == ["failed", "failed"]
-    assert "news items, not candles" in result.failure_summary()
-    assert result.failure_summary().startswith("ingest crypto-1m: 2 of 2 series failed")

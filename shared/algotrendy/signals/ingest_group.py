@@ -23,6 +23,11 @@ cache), so an ingest catching up after an outage, or after a run whose send fail
 announces all those bars in one message. Without a watermark it is the first bar this run
 stored. On a series' first run the backfilled history is not news: `new_since` is the
 newest bar alone, so enabling a series never trades on a crossover from months ago.
+
+News channels (sources `news` and `news-<feed>`, the registry's names) take no
+timeframes: each symbol's latest items (`news_limit` of them) are fetched, tagged with
+that symbol and written to the news store, which keeps each story once; the outcome
+counts what was fetched and what was new. News announces nothing on the signals queue.
 """
 
 from __future__ import annotations
@@ -33,22 +38,30 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from algotrendy.errors import AlgoTrendyError, ParameterError
 from algotrendy.signals.messages import CandlesClosed, send_candles_closed
 from algotrendy.storage.base import utc
 
 if TYPE_CHECKING:
-    from algotrendy.data.channels.base import Channel
+    from algotrendy.data.channels.base import Channel, NewsChannel
     from algotrendy.messaging.base import Queue
-    from algotrendy.storage.base import Cache, CandleStore
+    from algotrendy.storage.base import Cache, CandleStore, NewsStore
 
 log = logging.getLogger(__name__)
 
 
+def is_news_source(source: str) -> bool:
+    """Whether `source` names a news channel: `news` (the aggregator) or `news-<feed>`,
+    as `algotrendy.data.channels` registers them. Decided by name so a group is
+    validated when it is parsed, before any channel is built."""
+    return source == "news" or source.startswith("news-")
+
+
 class ChannelSeries(BaseModel):
-    """One channel of a group and the series it fetches."""
+    """One channel of a group and the series it fetches: candles per symbol and
+    timeframe, or, for a news source, news per symbol (no timeframes)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,7 +70,9 @@ class ChannelSeries(BaseModel):
         None, min_length=1, max_length=64, description="series key; default: the source"
     )
     symbols: tuple[str, ...] = Field(min_length=1)
-    timeframes: tuple[str, ...] = Field(min_length=1)
+    timeframes: tuple[str, ...] = Field(
+        (), description="bar timeframes; required for candles, none for a news source"
+    )
     settings: dict[str, Any] = Field(
         default_factory=dict, description="channel constructor settings (no secrets here)"
     )
@@ -76,6 +91,24 @@ class ChannelSeries(BaseModel):
             timeframe_seconds(tf)  # ParameterError names the bad one
         return value
 
+    @model_validator(mode="after")
+    def _timeframes_match_the_source(self) -> ChannelSeries:
+        if self.is_news and self.timeframes:
+            raise ValueError(
+                f"source {self.source} serves news items, which have no timeframe: "
+                "leave timeframes out"
+            )
+        if not self.is_news and not self.timeframes:
+            raise ValueError(
+                f"source {self.source} serves candles: timeframes needs at least one "
+                "(news sources are named news or news-<feed>)"
+            )
+        return self
+
+    @property
+    def is_news(self) -> bool:
+        return is_news_source(self.source)
+
     @property
     def series_exchange(self) -> str:
         return self.exchange or self.source
@@ -89,23 +122,35 @@ class IngestGroup(BaseModel):
     backfill_bars: int = Field(
         500, ge=1, le=1_000_000, description="bars fetched on a series' first run"
     )
+    news_limit: int = Field(
+        50, ge=1, le=1000, description="news items asked per symbol of a news channel per run"
+    )
 
 
-SeriesStatus = Literal["new_bars", "up_to_date", "failed"]
+SeriesStatus = Literal["new_bars", "new_items", "up_to_date", "failed"]
 
 
 @dataclass(frozen=True)
 class SeriesOutcome:
+    """One series' run. For news `timeframe` is None, `written` counts items not stored
+    before and `last_published` is the newest publication time fetched."""
+
     source: str
     exchange: str
     symbol: str
-    timeframe: str
+    timeframe: str | None
     status: SeriesStatus
     fetched: int = 0
     written: int = 0
     last_bar: str | None = None
     message_id: str | None = None
     error: str | None = None
+    last_published: str | None = None
+
+    @property
+    def label(self) -> str:
+        parts = (self.exchange, self.symbol, self.timeframe or "news")
+        return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +167,7 @@ class IngestGroupResult:
 
     def failure_summary(self) -> str:
         """One line naming every failed series and its error."""
-        parts = [f"{o.exchange} {o.symbol} {o.timeframe}: {o.error}" for o in self.failed]
+        parts = [f"{o.label}: {o.error}" for o in self.failed]
         return (
             f"ingest {self.group}: {len(parts)} of {len(self.outcomes)} series failed: "
             + "; ".join(parts)
@@ -133,6 +178,7 @@ class IngestGroupResult:
             "group": self.group,
             "series": len(self.outcomes),
             "new_bars": sum(o.status == "new_bars" for o in self.outcomes),
+            "new_items": sum(o.status == "new_items" for o in self.outcomes),
             "failed": len(self.failed),
             "outcomes": [o.as_dict() for o in self.outcomes],
         }
@@ -205,16 +251,29 @@ def run_ingest_group(
     signals: Queue | None,
     channel_factory: ChannelFactory = default_channel_factory,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    news_store: NewsStore | None = None,
 ) -> IngestGroupResult:
-    """Ingest every series of `group`; emit `candles.closed` for each that advanced."""
+    """Ingest every series of `group`; emit `candles.closed` for each candle series that
+    advanced; news goes to `news_store`."""
     from algotrendy.data.ingest import IngestService
     from algotrendy.data.pipeline import CandlePipeline
 
-    if not stores:
+    candle_entries = [e for e in group.channels if not e.is_news]
+    news_entries = [e.source for e in group.channels if e.is_news]
+    if candle_entries and not stores:
         raise ParameterError("ingest needs at least one candle store")
-    pipeline = CandlePipeline(stores, cache=cache, now=now)
+    if news_entries and news_store is None:
+        raise ParameterError(
+            f"ingest {group.group}: news source(s) {', '.join(news_entries)} but no news store"
+        )
+    pipeline = CandlePipeline(stores, cache=cache, now=now) if candle_entries else None
     outcomes: list[SeriesOutcome] = []
     for entry in group.channels:
+        if entry.is_news:
+            assert news_store is not None  # checked above
+            outcomes.extend(_run_news(entry, group, news_store, cache, channel_factory))
+            continue
+        assert pipeline is not None  # built when the group has a candle entry
         series = [(s, tf) for s in entry.symbols for tf in entry.timeframes]
         try:
             channel = channel_factory(entry.source, dict(entry.settings))
@@ -240,14 +299,85 @@ def run_ingest_group(
 
 
 def _require_candles(source: str, channel: Channel) -> None:
-    """Refuse a news channel by what it is: news items have no store to go to here."""
+    """Refuse a news channel under a candle source's name by what it is."""
     from algotrendy.data.channels.base import CandleChannel, NewsChannel
 
     if isinstance(channel, NewsChannel) and not isinstance(channel, CandleChannel):
         raise ParameterError(
-            f"source {source} serves news items, not candles: the scheduled ingest stores "
-            "candles only and there is no news store yet"
+            f"source {source} serves news items, not candles: news is ingested from "
+            "sources named news or news-<feed>, without timeframes"
         )
+
+
+def _run_news(
+    entry: ChannelSeries,
+    group: IngestGroup,
+    store: NewsStore,
+    cache: Cache | None,
+    channel_factory: ChannelFactory,
+) -> list[SeriesOutcome]:
+    """Each symbol of a news channel: its own fetch (so `news_limit` is per symbol and one
+    symbol's failure leaves the others), its own outcome."""
+    from algotrendy.data.channels.base import NewsChannel
+
+    try:
+        channel = channel_factory(entry.source, dict(entry.settings))
+        if not isinstance(channel, NewsChannel):
+            raise ParameterError(f"source {entry.source} is not a news channel (no fetch_news)")
+    except Exception as exc:  # this channel's symbols fail; the next channel runs
+        log.exception("ingest %s: channel %s unavailable", group.group, entry.source)
+        return [
+            SeriesOutcome(
+                entry.source,
+                entry.series_exchange,
+                symbol,
+                None,
+                "failed",
+                error=f"channel {entry.source}: {_one_line(exc)}",
+            )
+            for symbol in entry.symbols
+        ]
+    return [_run_news_symbol(channel, entry, s, group, store, cache) for s in entry.symbols]
+
+
+def _run_news_symbol(
+    channel: NewsChannel,
+    entry: ChannelSeries,
+    symbol: str,
+    group: IngestGroup,
+    store: NewsStore,
+    cache: Cache | None,
+) -> SeriesOutcome:
+    from algotrendy.data.manager import track_health
+    from algotrendy.data.normalise import parse_symbol_list
+    from algotrendy.storage.news import with_symbols
+
+    exchange = entry.series_exchange
+    try:
+        # Health times the source alone: a store failure is not the feed's.
+        if cache is not None:
+            with track_health(cache, entry.source):
+                items = channel.fetch_news((symbol,), group.news_limit)
+        else:
+            items = channel.fetch_news((symbol,), group.news_limit)
+        # Tagged with the symbol asked for: a feed may tag a story by another code
+        # (CryptoPanic: BTC for BTC-USD), and the operator reads news by the group's symbols.
+        tags = parse_symbol_list([symbol])
+        written = store.write([with_symbols(i, tags) for i in items])
+    except Exception as exc:  # reported in the outcome; the next symbol runs
+        log.exception("ingest %s: %s %s news failed", group.group, exchange, symbol)
+        return SeriesOutcome(entry.source, exchange, symbol, None, "failed", error=_one_line(exc))
+    newest = max((utc(i.published_at) for i in items), default=None)
+    return SeriesOutcome(
+        entry.source,
+        exchange,
+        symbol,
+        None,
+        "new_items" if written else "up_to_date",
+        fetched=len(items),
+        written=written,
+        last_published=None if newest is None else newest.isoformat(),
+    )
 
 
 def _run_series(

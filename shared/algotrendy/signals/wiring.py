@@ -17,7 +17,7 @@ from algotrendy.config import ConfigurationError, Settings
 if TYPE_CHECKING:
     from algotrendy.messaging.base import Queue
     from algotrendy.signals.config import StrategyConfigStore
-    from algotrendy.storage.base import Cache, CandleStore
+    from algotrendy.storage.base import Cache, CandleStore, NewsStore
 
 ClientFactory = Callable[[str], Any]  # boto3.client
 
@@ -39,6 +39,22 @@ def build_candle_store(settings: Settings) -> CandleStore:
         return LocalCandleStore(Path(settings.data_dir))
     raise ConfigurationError(
         "ALGOTRENDY_QUESTDB_URL is not set: outside the local stage candles live in QuestDB"
+    )
+
+
+def build_news_store(settings: Settings) -> NewsStore:
+    """QuestDB's `news` table when `ALGOTRENDY_QUESTDB_URL` is set, else JSON Lines files
+    under `data_dir` (local shape only): the candle store's rule, so both live together."""
+    if settings.questdb_url:
+        from algotrendy.storage.questdb_news import QuestDBNewsStore
+
+        return QuestDBNewsStore.from_url(settings.questdb_url)
+    if _local(settings):
+        from algotrendy.storage.local_news import LocalNewsStore
+
+        return LocalNewsStore(Path(settings.data_dir))
+    raise ConfigurationError(
+        "ALGOTRENDY_QUESTDB_URL is not set: outside the local stage news lives in QuestDB"
     )
 
 

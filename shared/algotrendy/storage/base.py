@@ -7,13 +7,17 @@ Adapters: `LocalCandleStore` (Parquet files, the embedded default) and `QuestDBC
 (`tests/storage/test_candle_store_contract.py`), so the pipeline and the ingest service
 never care which one they were handed.
 
+`NewsStore` is the same idea for news items (`LocalNewsStore` in JSON Lines files,
+`QuestDBNewsStore` in the `news` table), with its own contract suite
+(`tests/storage/test_news_store_contract.py`).
+
 A candle frame here is the shape `algotrendy.domain.market.CANDLE_FRAME_COLUMNS` names:
 a DatetimeIndex named `time` (UTC, bar open time) and float64 open/high/low/close/volume.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from algotrendy.domain.bars import Bars
+    from algotrendy.domain.market import NewsItem
 
 
 class StoreError(AlgoTrendyError):
@@ -80,6 +85,36 @@ class CandleStore(Protocol):
     ) -> Bars: ...
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> datetime | None: ...
+
+
+@runtime_checkable
+class NewsStore(Protocol):
+    """Where fetched news items are kept, whatever feed they came from.
+
+    Guarantees every adapter keeps (checked by the shared contract suite):
+    - an item is identified by its canonical URL (`algotrendy.storage.news.news_item_id`,
+      the rule the feeds de-duplicate by), so the same story from two feeds, or from one
+      feed on every poll, is stored once: the first version stored stays, and symbols a
+      later copy adds are merged in (a story fetched for AAPL, then for MSFT, is found by
+      both);
+    - `write` returns how many items were new, so an ingest can tell news from a re-poll;
+    - `read` returns items published in [since, until), those tagged `symbol` only when
+      given, newest first (ties by URL), at most `limit` of them.
+    """
+
+    name: str
+
+    def write(self, items: Sequence[NewsItem]) -> int:
+        """Store `items`; return how many were not stored before."""
+        ...
+
+    def read(
+        self,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[NewsItem]: ...
 
 
 JSONDict = dict[str, Any]
