@@ -29,13 +29,15 @@ Within a bar, everything that fills at the open (market orders, gapped stops and
 limits) fills first, then the orders touched inside the bar, each group in the order
 the orders were placed. Sizing, fees, slippage and PnL are computed by `fills.py`, the
 same code as the vectorised kernel, and orders without a size use the sizing rule on
-the equity at the fill (cash + position marked at the fill price). `target(d)` behaves
-like backtesting.py's ``exclusive_orders=True``: it cancels every working order and, at
-the fill, closes the position (one fill) and opens direction d (a second fill) unless
-the position already has direction d. An unsized order whose size comes out at zero is
-dropped, and orders still working after the last bar are dropped. Open lots at the end
-are valued at the last close and reported as round trips exiting there without exit
-costs, exactly as the vectorised path does (see `vectorized.py`).
+the equity at the fill (cash + position marked at the fill price) and never spend more
+than the free cash (see fills.py). `target(d)` behaves like backtesting.py's
+``exclusive_orders=True``: it cancels every working order and, at the fill, closes the
+position (one fill) and opens direction d (a second fill) unless the position already
+has direction d. An unsized order whose size comes out at zero (the free cash does not
+cover it) is cancelled without a trace, as backtesting.py's broker does, and orders
+still working after the last bar are dropped. Open lots at the end are valued at the
+last close and reported as round trips exiting there without exit costs, exactly as the
+vectorised path does (see `vectorized.py`).
 
 `close()` flattens whatever the position is when it fills and leaves other orders
 alone; `cancel_all()` cancels every working order. Explicit `buy`/`sell` orders net
@@ -61,11 +63,13 @@ import numpy.typing as npt
 
 from algotrendy.backtest.config import BacktestConfig
 from algotrendy.backtest.fills import (
+    SIZING_UNITS,
     cash_after,
     fill_fee,
     fill_price,
     order_units,
     sizing_code,
+    spendable,
     trade_pnl,
 )
 from algotrendy.domain.bars import Bars
@@ -243,8 +247,16 @@ class EventBroker:
     def sized_fill(self, i: int, order: Order, px: float) -> None:
         units = order.size
         if units is None:
-            equity = self.cash + self.pos * px if self.pos != 0.0 else self.cash
-            units = order_units(self.sizing, self.size, equity, px, self.fee, self.fixed_fee)
+            # Sized on equity, never beyond the free cash (fills.py): a second all-in
+            # buy() while long finds ~no free cash and is cancelled, not financed.
+            pos = self.pos
+            equity = self.cash + pos * px if pos != 0.0 else self.cash
+            free = self.cash if pos >= 0.0 else equity + pos * px  # cash - 2|pos|px
+            free = spendable(free, equity)
+            sizing, fee, fixed = self.sizing, self.fee, self.fixed_fee
+            units = order_units(sizing, self.size, equity, px, fee, fixed)
+            if sizing != SIZING_UNITS:
+                units = min(units, order_units(sizing, 1.0, free, px, fee, fixed))
             if units <= 0.0:
                 return
         self.fill(i, order.side * units, px, fill_fee(px, units, self.fee, self.fixed_fee))

@@ -19,21 +19,30 @@ The semantics (see also `BacktestConfig`):
   notional (at the slipped price) plus a fixed cash amount; exactly backtesting.py's
   ``commission=(fixed, relative)`` formula. A reversal is two fills (close, then open,
   like backtesting.py's ``exclusive_orders=True``), so it pays the fixed fee twice.
-* **Sizing** (units for an order that does not state its size, computed at fill time
-  from the equity E at that moment, which is cash when flat; p is the fill price):
+* **Sizing** (units for an order that does not state its size, computed at fill time;
+  p is the fill price, E the equity at that moment, ``cash + position * p``, and F the
+  *free cash*, what is not committed to the open position: ``E - |position| * p``,
+  i.e. the cash itself when flat or long, and when short the cash minus the sale
+  proceeds and as much again as collateral (backtesting.py's ``margin_available`` at
+  leverage 1). Flat, F = E, and the signal-driven paths (the vectorised kernel, an
+  event `target()`) only ever enter from flat.)
 
-  - ``whole``: the most whole units whose cost fits in E,
-    ``floor((E - fixed_fee) / (p + p * fee))``: backtesting.py's default all-in
+  - ``whole``: the most whole units whose cost fits in F,
+    ``floor((F - fixed_fee) / (p + p * fee))``: backtesting.py's default all-in
     ``buy()``. (backtesting.py reserves the fixed fee once per unit in this division,
-    ``E // (p + p*fee + fixed)``; we reserve it once per fill, which is what is charged.
+    ``F // (p + p*fee + fixed)``; we reserve it once per fill, which is what is charged.
     `size` is not used.)
   - ``fraction``: ``(size * E - fixed_fee) / (p + p * fee)`` fractional units, so that
-    notional plus fees is exactly ``size * E``.
+    notional plus fees is exactly ``size * E``, reduced to what F covers if less.
   - ``units``: exactly ``size`` units, without any cash check (a contract count: the
     account may go below zero, there is no margin call).
 
-  A sizing that comes out at zero or below (not enough equity) skips the fill, as
-  backtesting.py's broker cancels an order it cannot afford.
+  An unsized order that F does not cover (the sizing comes out at zero or below) is
+  cancelled, as backtesting.py's broker cancels an order it cannot afford; so a second
+  all-in ``buy()`` while long adds nothing instead of borrowing. Free cash at rounding
+  level (at most ``CASH_DUST * |E|``, see `spendable`) counts as none. As in
+  backtesting.py the rule sizes the whole order, even one against the position (an
+  unsized sell while all-in long is cancelled): exit with `close()`, `target()` or a size.
 * **Cash and PnL.** A fill of signed quantity q (positive = buy) at price p with fee f
   changes cash by ``-(q * p) - f``; equity at a bar's close is ``cash + position *
   close``. A closed round trip of signed size s has
@@ -56,6 +65,20 @@ _SIZING_CODES = {
     Sizing.FRACTION: SIZING_FRACTION,
     Sizing.UNITS: SIZING_UNITS,
 }
+
+
+# Spending "all" the cash leaves round-off behind: a fill's cash change is exact to a few
+# ulps, ~1e-16 of the amounts, per fill. Free cash at or below this fraction of equity
+# is that residue, not money: sized on it, an entry would buy a dust position (~1e-14
+# units) that then blocks the real entry. 1e-9 is far above the rounding of even
+# millions of fills and far below any real order (a billionth of the account).
+CASH_DUST = 1e-9
+
+
+def spendable(free_cash: float, equity: float) -> float:
+    """Free cash an entry may spend: `free_cash`, or 0 when it is round-off residue
+    (at most CASH_DUST x |equity|, see above)."""
+    return free_cash if free_cash > CASH_DUST * abs(equity) else 0.0
 
 
 def sizing_code(sizing: Sizing) -> int:

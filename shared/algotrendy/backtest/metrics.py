@@ -234,10 +234,15 @@ def _shifted_variance(dev: float, dev_sq: float, m: int) -> float:
     and as accurate as the two-pass formula when K is near the mean, which the
     geometric mean return is (it differs from the arithmetic mean by about var / 2). It
     saves a second pass over the curve (~1.4 ms per 1M bars). Round-off can leave a
-    tiny negative value where the spread is zero: that is zero."""
+    tiny negative value where the spread is zero: that is zero. An undefined return
+    (0/0 or x/0 once equity touches zero) makes the sums NaN or inf and the variance NaN,
+    which must stay NaN (`max(0.0, nan)` is 0.0: a blown-up curve would rank as the
+    least volatile)."""
     if m < 2:
         return math.nan
-    return max(0.0, (dev_sq - dev * dev / m) / (m - 1))
+    dev, dev_sq = float(dev), float(dev_sq)  # Python floats: inf - inf is NaN, quietly
+    var = (dev_sq - dev * dev / m) / (m - 1)
+    return 0.0 if var < 0.0 else var
 
 
 def _scan_times_py(t: IntArray, unit_day: int) -> tuple[int, int, int, int, IntArray]:
@@ -489,7 +494,7 @@ def compute_metrics(
 
 def _ratio(num: float, den: float) -> float:
     if den > 0:
-        return num / den
+        return float(num) / float(den)  # inf / inf is NaN, without numpy's warning
     if den == 0 and num > 0:
         return math.inf
     return math.nan

@@ -24,9 +24,11 @@ that plus one rule for sharing cash:
   open short, twice its entry notional (a short's sale proceeds stay in cash but are not
   free, and it locks the same amount again as collateral: 100% margin). An entry larger
   than the free cash is reduced to what it covers; if that is nothing it is skipped.
-  Both are recorded in `adjustments`. A skipped entry is not retried on later bars
-  unless the strategy signals again (the single-asset engine's rule: only a non-NaN
-  signal can move a position).
+  Free cash at rounding level (what spending "all" of it leaves, at most
+  ``fills.CASH_DUST`` x |E|) counts as nothing, so it skips the entry instead of buying
+  a dust position. Both are recorded in `adjustments`. A skipped entry is not retried
+  on later bars unless the strategy signals again (the single-asset engine's rule: only
+  a non-NaN signal can move a position).
 * **Order within one instant.** When several sleeves fill at the same time, all exits
   go first (freeing cash), then the entries in the order the sleeves were given.
 * **End of data.** A position still open on a sleeve's last bar is reported as a round
@@ -60,6 +62,7 @@ from algotrendy.backtest.fills import (
     fill_fee,
     fill_price,
     order_units,
+    spendable,
     trade_pnl,
 )
 from algotrendy.backtest.metrics import compute_metrics, drawdown
@@ -332,12 +335,13 @@ def run_portfolio(
                     if o.pos < 0.0:
                         reserved += 2.0 * abs(o.pos) * o.entry_price
             free = cash - reserved
+            spend = spendable(free, equity)  # round-off residue is not cash (fills.py)
             if whole:
                 units = order_units(SIZING_WHOLE, size, b.weight * equity, px, fee, fixed)
-                cap = order_units(SIZING_WHOLE, 1.0, free, px, fee, fixed)
+                cap = order_units(SIZING_WHOLE, 1.0, spend, px, fee, fixed)
             else:
                 units = order_units(SIZING_FRACTION, b.weight * size, equity, px, fee, fixed)
-                cap = order_units(SIZING_FRACTION, 1.0, free, px, fee, fixed)
+                cap = order_units(SIZING_FRACTION, 1.0, spend, px, fee, fixed)
             requested = units
             if units > cap:
                 units = cap

@@ -15,7 +15,9 @@ Conventions shared by all kernels (all taken from TA-Lib and its Python wrapper,
   there and every output bar before its end is NaN. If no bar is complete the wrapper
   starts at the last bar, and so do we.
 * A NaN met later is not skipped: it propagates the way the C arithmetic propagates it
-  (a running sum or an EMA stays NaN from then on), as in TA-Lib.
+  (a running sum or an EMA stays NaN from then on), as in TA-Lib. The exception is also
+  TA-Lib's: a moving average of period 1 (EMA, STOCH's smoothings) is the input itself,
+  so there a NaN stays on its own bar.
 * `error_model="numpy"`: a float division by zero gives inf/NaN like C instead of
   raising; `fastmath` stays off so NaN comparisons and the operation order are IEEE's.
 * Outputs are allocated by the caller with numpy (`np.empty`) and filled here: numpy
@@ -182,9 +184,14 @@ def sma(x: FloatArray, period: int, out: FloatArray) -> None:
 @jit
 def ema(x: FloatArray, period: int, out: FloatArray) -> None:
     """ta_EMA.c, default compatibility: seeded on bar period-1 with the plain mean of
-    the first `period` values, then prev = (x - prev) * k + prev, k = 2 / (period + 1)."""
+    the first `period` values, then prev = (x - prev) * k + prev, k = 2 / (period + 1).
+    Period 1 is the input itself, as in TA-Lib (its moving averages return a copy for
+    period 1): a NaN then stays on its own bar instead of poisoning the recursion."""
     n = x.shape[0]
     if n == 0:
+        return
+    if period == 1:
+        out[:] = x
         return
     b = first_valid1(x)
     start = b + period - 1
@@ -479,27 +486,35 @@ def stochastic(
             fk = 0.0
         else:
             fk = 100.0 * ((close[today] - lowest) / rng)
-        # Slow %K: TA-Lib's SMA running sum over fast %K.
-        sum_k += fk
-        ring_k[pos_k] = fk
-        pos_k += 1
-        if pos_k == slowk_period:
-            pos_k = 0
-        if today < first_slowk:
-            continue
-        sk = sum_k / slowk_period
-        sum_k -= ring_k[pos_k]
-        # Slow %D: the same running sum over slow %K.
-        sum_s += sk
-        ring_s[pos_s] = sk
-        pos_s += 1
-        if pos_s == slowd_period:
-            pos_s = 0
-        if today < start:
-            continue
+        # Slow %K: TA-Lib's SMA running sum over fast %K. Period 1 is fast %K itself
+        # (TA_MA's period-1 copy): a running sum would keep a NaN forever.
+        if slowk_period == 1:
+            sk = fk
+        else:
+            sum_k += fk
+            ring_k[pos_k] = fk
+            pos_k += 1
+            if pos_k == slowk_period:
+                pos_k = 0
+            if today < first_slowk:
+                continue
+            sk = sum_k / slowk_period
+            sum_k -= ring_k[pos_k]
+        # Slow %D: the same over slow %K.
+        if slowd_period == 1:
+            sd = sk
+        else:
+            sum_s += sk
+            ring_s[pos_s] = sk
+            pos_s += 1
+            if pos_s == slowd_period:
+                pos_s = 0
+            if today < start:
+                continue
+            sd = sum_s / slowd_period
+            sum_s -= ring_s[pos_s]
         slowk[today] = sk
-        slowd[today] = sum_s / slowd_period
-        sum_s -= ring_s[pos_s]
+        slowd[today] = sd
 
 
 @jit
