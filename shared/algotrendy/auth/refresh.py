@@ -87,7 +87,9 @@ class RefreshTokenService:
     def issue(
         self, user_id: int, username: str, role: Role, family_id: str | None = None
     ) -> TokenPair:
-        """A new pair; a new family unless `family_id` continues one (rotation)."""
+        """A new pair; a new family unless `family_id` continues one (rotation). A family
+        revoked since `consume` (a replay of the used token, a logout) gets no new token:
+        TokenError, checked in the same statement as the insert."""
         now = self.clock()
         family = family_id or uuid.uuid4().hex
         access = issue_token(
@@ -96,7 +98,11 @@ class RefreshTokenService:
         refresh = issue_token(
             username, role, secret=self._secret, token_type="refresh", now=now, ttl=self.refresh_ttl
         )
-        self.repo.add(token_sha256(refresh), user_id, family, now, now + self.refresh_ttl)
+        sha, expires = token_sha256(refresh), now + self.refresh_ttl
+        if family_id is None:
+            self.repo.add(sha, user_id, family, now, expires)
+        elif not self.repo.add_to_family(sha, user_id, family, now, expires):
+            raise TokenError("refresh token revoked (this login was revoked meanwhile)")
         return TokenPair(
             access_token=access,
             refresh_token=refresh,
@@ -107,7 +113,8 @@ class RefreshTokenService:
 
     def consume(self, refresh_token: str | None) -> Rotation:
         """Check and use up a refresh token; the caller then issues the next pair with
-        `issue(..., family_id=rotation.family_id)` (after checking the user is active)."""
+        `issue(..., family_id=rotation.family_id)` (after checking the user is active),
+        which refuses if the family was revoked in between."""
         if not refresh_token:
             raise TokenError("missing refresh token")
         now = self.clock()
@@ -120,6 +127,10 @@ class RefreshTokenService:
         expires = aware(row.expires_at)
         if expires is not None and now >= expires:
             raise TokenError("refresh token expired")
+        if self.repo.family_revoked(row.family_id):
+            # A token issued while its family was being revoked can escape the revoking
+            # UPDATE; the family's state, not the row's, decides.
+            raise TokenError("refresh token revoked (its login was revoked)")
         if row.rotated_at is not None or not self.repo.mark_rotated(row.id, now):
             revoked = self.repo.revoke_family(row.family_id, "reuse", now)
             raise RefreshReuseError(
@@ -130,12 +141,13 @@ class RefreshTokenService:
             )
         return Rotation(user_id=row.user_id, family_id=row.family_id)
 
-    def revoke(self, refresh_token: str, reason: str = "logout") -> Rotation | None:
-        """Revoke the family of `refresh_token`; None if no such token was issued. Found by
-        its hash, so only a token we issued matches; expiry is not checked, so an expired
-        token still logs out."""
+    def revoke(self, refresh_token: str, *, owner: int, reason: str = "logout") -> Rotation | None:
+        """Revoke the family of `refresh_token` if it belongs to user `owner`; None (and
+        nothing revoked) if no such token was issued to that user, so one user cannot log
+        another out. Found by its hash, so only a token we issued matches; expiry is not
+        checked, so an expired token still logs out."""
         row = self.repo.get(token_sha256(refresh_token))
-        if row is None:
+        if row is None or row.user_id != owner:
             return None
         self.repo.revoke_family(row.family_id, reason, self.clock())
         return Rotation(user_id=row.user_id, family_id=row.family_id)

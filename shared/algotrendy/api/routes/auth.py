@@ -78,7 +78,11 @@ def refresh(body: RefreshRequest, request: Request, response: Response, ctx: Ctx
         ctx.tokens.revoke_user(rotation.user_id, "disabled")
         raise Problem(401, "unauthorized", "user unknown or disabled")
     request.state.actor = user.username
-    pair = ctx.tokens.issue(user.id, user.username, user.role, family_id=rotation.family_id)
+    try:
+        # Refused if a replay of the used token revoked the family since consume().
+        pair = ctx.tokens.issue(user.id, user.username, user.role, family_id=rotation.family_id)
+    except TokenError as exc:
+        raise Problem(401, "unauthorized", str(exc)) from None
     request.state.audit_detail = {"family": pair.family_id}
     response.headers["Cache-Control"] = "no-store"
     return _tokens(pair)
@@ -93,8 +97,8 @@ def logout(body: LogoutRequest, request: Request, user: CurrentUser, ctx: Ctx) -
         revoked = ctx.tokens.revoke_user(user.id, "logout")
         request.state.audit_detail = {"everywhere": True, "revoked": revoked}
     elif body.refresh_token:
-        rotation = ctx.tokens.revoke(body.refresh_token)
-        if rotation is None or rotation.user_id != user.id:
+        rotation = ctx.tokens.revoke(body.refresh_token, owner=user.id)
+        if rotation is None:
             raise Problem(404, "not-found", "refresh token not found for this user")
         request.state.audit_detail = {"family": rotation.family_id}
     else:

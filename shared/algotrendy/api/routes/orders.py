@@ -4,7 +4,10 @@ cancelled by enqueuing a cancel request."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -48,13 +51,56 @@ def order_out(row: OrderRow, fills: list[FillRow] | None = None) -> OrderOut:
     return OrderOut.model_validate(data)
 
 
+# What makes two requests "the same order": everything the client chose (not the time, not
+# the source, which the API sets).
+_REQUEST_FIELDS = frozenset(OrderIntent.model_fields) - {"created_at", "source", "version"}
+# The subset the engine's orders table keeps (it has no reduce_only column).
+_ORDER_ROW_FIELDS = _REQUEST_FIELDS - {"intent_id", "reduce_only"}
+# How far back the audit log is searched for an accepted intent the engine has not yet
+# recorded (normally seconds; a day covers an engine outage). Bounded: the search reads
+# JSON, which no index serves.
+_AUDIT_LOOKBACK = timedelta(days=1)
+
+
+def _request_sha256(intent: OrderIntent) -> str:
+    fields = intent.model_dump(mode="json", include=set(_REQUEST_FIELDS))
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _earlier(ctx: Ctx, intent: OrderIntent) -> tuple[bool, str | None] | None:
+    """Whether `intent.intent_id` was used before and, if so, (was it this same request?,
+    the message id of its first acceptance if known). None when unused.
+
+    Two records: the audit row of each 202 (request hash and message id; written just
+    after the reply) for intents the engine has not taken yet, and the engine's orders
+    table (permanent, indexed on intent_id), compared on the columns it keeps."""
+    since = datetime.now(UTC) - _AUDIT_LOOKBACK
+    placed = ctx.audit.recent(
+        action="order.place", since=since, detail={"intent_id": intent.intent_id}, limit=20
+    )
+    for row in placed:
+        detail = row.detail or {}
+        if detail.get("status") == 202 and "request_sha256" in detail:
+            return detail["request_sha256"] == _request_sha256(intent), detail.get("message_id")
+    orders = ctx.trading.orders_by_intent(intent.intent_id)
+    if not orders:
+        return None
+    asked = intent.model_dump(mode="json", include=set(_ORDER_ROW_FIELDS))
+    same = any(asked == {f: getattr(o, f) for f in _ORDER_ROW_FIELDS} for o in orders)
+    return same, None
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderAccepted)
 def place_order(
     body: OrderRequest, request: Request, response: Response, user: Trader, ctx: Ctx
 ) -> OrderAccepted:
     """Queue an order intent. 202: accepted for risk check and execution, not yet placed;
-    follow it at `Location`. Sending the same `intent_id` again never places a second
-    order."""
+    follow it at `Location`.
+
+    `intent_id` is an idempotency key (the orders queue de-duplicates on it): sending the
+    same request again answers the same 202 and never places a second order; a different
+    request under a used intent_id, another account's included, is a 409, so one intent
+    id always means one client order id (account + intent id)."""
     queue = _queue(ctx)
     values = body.model_dump(exclude_none=True)
     values["intent_id"] = body.intent_id or f"api-{uuid.uuid4().hex}"
@@ -68,10 +114,23 @@ def place_order(
         raise Problem(
             422, "validation", "; ".join(e["detail"] for e in errors), errors=errors
         ) from None
-    try:
-        message_id = send_intent(queue, intent)
-    except QueueError as exc:
-        raise Problem(503, "unavailable", f"orders queue refused the intent: {exc}") from None
+    earlier = _earlier(ctx, intent) if body.intent_id else None
+    if earlier is not None and not earlier[0]:
+        request.state.audit_target = intent.client_order_id
+        request.state.audit_detail = {"intent_id": intent.intent_id, "conflict": True}
+        detail = (
+            f"intent_id {intent.intent_id!r} was already used for a different order; "
+            "send a new intent_id for a new order"
+        )
+        raise Problem(409, "conflict", detail, errors=[field_error("intent_id", detail)])
+    message_id = earlier[1] if earlier is not None else None
+    if message_id is None:
+        # New, or a replay whose first message id is unknown: sending again is safe (the
+        # queue drops it within 5 minutes, later the engine sees a redelivery).
+        try:
+            message_id = send_intent(queue, intent)
+        except QueueError as exc:
+            raise Problem(503, "unavailable", f"orders queue refused the intent: {exc}") from None
     request.state.audit_action = "order.place"
     request.state.audit_target = intent.client_order_id
     request.state.audit_detail = {
@@ -80,6 +139,9 @@ def place_order(
         "side": intent.side.value,
         "quantity": intent.quantity,
         "order_type": intent.order_type.value,
+        "request_sha256": _request_sha256(intent),
+        "message_id": message_id,
+        "replay": earlier is not None,
     }
     response.headers["Location"] = f"/orders/{intent.client_order_id}"
     return OrderAccepted(

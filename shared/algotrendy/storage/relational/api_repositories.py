@@ -8,14 +8,14 @@ timezone-aware (SQLite drops the zone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Exists, delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from algotrendy.storage.relational.api_models import (
     BacktestResultRow,
@@ -126,6 +126,15 @@ class UserRepository(_Repo):
             return self._detached(s, [row])[0]
 
 
+def _family_revoked(family_id: str) -> Exists:
+    """True when any token of the family is revoked. Revocation is always family-wide
+    (reuse, logout, disabled user), so one revoked token means the whole login is; a token
+    added by a rotation racing the revocation is dead by this rule even if the revoking
+    UPDATE did not see it (PostgreSQL's READ COMMITTED snapshot)."""
+    other = aliased(RefreshTokenRow)
+    return exists().where(other.family_id == family_id, other.revoked_at.is_not(None))
+
+
 class RefreshTokenRepository(_Repo):
     def add(
         self, token_sha256: str, user_id: int, family_id: str, issued: datetime, expires: datetime
@@ -140,6 +149,37 @@ class RefreshTokenRepository(_Repo):
                     expires_at=expires,
                 )
             )
+
+    def add_to_family(
+        self, token_sha256: str, user_id: int, family_id: str, issued: datetime, expires: datetime
+    ) -> bool:
+        """Add a rotated token to a live family; False (nothing added) if the family is
+        revoked. One INSERT ... SELECT ... WHERE NOT EXISTS, so the check and the insert
+        cannot be split by a revocation committing in between (SQLite serialises writers;
+        see `_family_revoked` for PostgreSQL)."""
+        t = RefreshTokenRow
+        row = select(
+            literal(token_sha256, t.token_sha256.type),
+            literal(user_id, t.user_id.type),
+            literal(family_id, t.family_id.type),
+            literal(issued, t.issued_at.type),
+            literal(expires, t.expires_at.type),
+        ).where(~_family_revoked(family_id))
+        # RETURNING, not rowcount: SQLAlchemy promises rowcount for UPDATE/DELETE only
+        # (psycopg's INSERT ... SELECT reports none through it).
+        with self.session.begin() as s:
+            added = s.execute(
+                insert(t)
+                .from_select(
+                    ["token_sha256", "user_id", "family_id", "issued_at", "expires_at"], row
+                )
+                .returning(t.id)
+            ).first()
+            return added is not None
+
+    def family_revoked(self, family_id: str) -> bool:
+        with self.session() as s:
+            return bool(s.scalar(select(_family_revoked(family_id))))
 
     def get(self, token_sha256: str) -> RefreshTokenRow | None:
         with self.session() as s:
@@ -384,13 +424,28 @@ class AuditRepository(_Repo):
             )
 
     def recent(
-        self, *, actor: str | None = None, action: str | None = None, limit: int = 100
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        detail: Mapping[str, str] | None = None,
+        limit: int = 100,
     ) -> list[AuditLogRow]:
         q = select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit)
         if actor is not None:
             q = q.where(AuditLogRow.actor == actor)
         if action is not None:
             q = q.where(AuditLogRow.action == action)
+        if target is not None:
+            q = q.where(AuditLogRow.target == target)
+        if since is not None:
+            q = q.where(AuditLogRow.time >= since)
+        for key, value in (detail or {}).items():
+            # A JSON path test (json_extract / ->>): not indexed, so callers bound it by
+            # `action` and `since` (the time column is indexed).
+            q = q.where(AuditLogRow.detail[key].as_string() == value)
         with self.session() as s:
             return self._detached(s, s.scalars(q))
 
@@ -421,6 +476,14 @@ class TradingReadRepository(_Repo):
             q = q.where(OrderRow.id < before_id)
         with self.session() as s:
             return self._detached(s, s.scalars(q))
+
+    def orders_by_intent(self, intent_id: str) -> list[OrderRow]:
+        """The orders recorded for an intent id (one per account that used it)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(OrderRow).where(OrderRow.intent_id == intent_id).order_by(OrderRow.id)
+            )
+            return self._detached(s, rows)
 
     def order(self, client_order_id: str) -> tuple[OrderRow, list[FillRow]] | None:
         with self.session() as s:
