@@ -11,7 +11,7 @@ from api_helpers import Session, assert_problem
 from fastapi.testclient import TestClient
 
 from algotrendy.api.context import ApiContext
-from algotrendy.api.routes.admin import RATE_LIMIT_FLOORS
+from algotrendy.api.runtime_config import RATE_LIMIT_FLOORS
 
 
 def _patch(client: TestClient, admin: Session, values: Any) -> Any:
@@ -120,3 +120,21 @@ def test_every_bad_value_is_reported_and_none_stored(
     ]
     assert ctx.configs.all() == {}
     assert json.loads(client.get("/config", headers=admin.headers).text)["overrides"] == {}
+
+
+def test_a_value_stored_under_older_looser_rules_is_ignored_when_read(
+    client: TestClient, ctx: ApiContext, admin: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `true` an earlier release stored as the rate limit would read as 1 (every next
+    request a 429); read with the same rule that guards the write, it is ignored with a
+    warning and the environment's limit holds."""
+    ctx.configs.set("api_rate_limit_per_minute", True, "an-older-release")
+    ctx.configs.set("backtest_top_n", 7, "an-older-release")
+    ctx.forget_overrides()
+    with caplog.at_level("WARNING", logger="algotrendy.api.context"):
+        overrides = ctx.overrides()
+    assert overrides == {"backtest_top_n": 7}
+    assert ctx.setting("api_rate_limit_per_minute") == ctx.settings.api_rate_limit_per_minute
+    assert "api_rate_limit_per_minute ignored" in caplog.text
+    for _ in range(3):
+        assert client.get("/auth/me", headers=admin.headers).status_code == 200

@@ -17,6 +17,7 @@ cold starts at once must not race on DDL).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from algotrendy.api.launcher import (
     StepFunctionsBacktestLauncher,
 )
 from algotrendy.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from algotrendy.api.runtime_config import RUNTIME_KEYS, Errors, validated
 from algotrendy.auth.passwords import PasswordHasher
 from algotrendy.auth.refresh import RefreshTokenService
 from algotrendy.auth.users import UserService
@@ -55,15 +57,7 @@ if TYPE_CHECKING:
 
     from algotrendy.domain.bars import Bars
 
-# Runtime settings an admin may change through PUT /config (stored in `configurations`,
-# overriding the environment). Each is validated with the Settings field's own rules.
-RUNTIME_KEYS = (
-    "api_rate_limit_per_minute",
-    "api_login_rate_limit_per_minute",
-    "backtest_chunk_size",
-    "backtest_top_n",
-    "risk_limits",
-)
+log = logging.getLogger(__name__)
 OVERRIDE_CACHE_SECONDS = 5.0
 
 
@@ -91,10 +85,26 @@ class ApiContext:
         """Admin overrides, re-read at most every few seconds (one query per request
         would double the database load of cheap routes)."""
         with self._lock:
-            at, values = self._overrides
+            at, cached = self._overrides
             if time.monotonic() - at < OVERRIDE_CACHE_SECONDS:
-                return values
-        values = {k: r.value for k, r in self.configs.all().items() if k in RUNTIME_KEYS}
+                return cached
+        values: dict[str, Any] = {}
+        for key, row in self.configs.all().items():
+            if key not in RUNTIME_KEYS:
+                continue
+            errors: Errors = []
+            # Types and bounds, not the PATCH route's lockout floors: a value an operator
+            # wrote into the table on purpose is honoured.
+            value = validated(key, row.value, errors, floors=False)
+            if errors:  # stored under older, looser rules: the environment's value holds
+                log.warning(
+                    "runtime setting %s ignored: stored value %r is invalid (%s)",
+                    key,
+                    row.value,
+                    "; ".join(f"{name}: {detail}" for name, detail in errors),
+                )
+                continue
+            values[key] = value
         with self._lock:
             self._overrides = (time.monotonic(), values)
         return values
