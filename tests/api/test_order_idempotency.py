@@ -74,9 +74,9 @@ def test_a_replay_is_the_same_202_even_after_the_queue_forgot_it(
 def test_the_engines_orders_table_also_holds_the_key(
     client: TestClient, ctx: ApiContext, trader: Session
 ) -> None:
-    """An order the engine already recorded (e.g. its API audit row is gone) still
-    decides: same request is accepted again (the engine sees a redelivery), a different
-    one is refused."""
+    """An order the engine recorded without an API order request (sent by a webhook or the
+    signal evaluator) still decides: the same request is accepted (the engine sees a
+    redelivery), a different one is refused."""
     intent = OrderIntent(intent_id=KEY, symbol="GOOG", side="buy", quantity=1)
     SqlExecutionRepository(ctx.db).create_order(Order.from_intent(intent, broker="paper"))
     assert_problem(_order(client, trader, quantity=2), 409, "conflict")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -20,6 +19,7 @@ from algotrendy.domain.orders import TERMINAL_STATUSES, OrderIntent, OrderStatus
 from algotrendy.messaging.base import Queue, QueueError
 from algotrendy.messaging.cancel import CancelRequest, send_cancel
 from algotrendy.messaging.envelope import send_intent
+from algotrendy.storage.relational.api_repositories import OrderRequestRepository
 from algotrendy.storage.relational.models import FillRow, OrderRow
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -56,10 +56,6 @@ def order_out(row: OrderRow, fills: list[FillRow] | None = None) -> OrderOut:
 _REQUEST_FIELDS = frozenset(OrderIntent.model_fields) - {"created_at", "source", "version"}
 # The subset the engine's orders table keeps (it has no reduce_only column).
 _ORDER_ROW_FIELDS = _REQUEST_FIELDS - {"intent_id", "reduce_only"}
-# How far back the audit log is searched for an accepted intent the engine has not yet
-# recorded (normally seconds; a day covers an engine outage). Bounded: the search reads
-# JSON, which no index serves.
-_AUDIT_LOOKBACK = timedelta(days=1)
 
 
 def _request_sha256(intent: OrderIntent) -> str:
@@ -67,27 +63,25 @@ def _request_sha256(intent: OrderIntent) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def _earlier(ctx: Ctx, intent: OrderIntent) -> tuple[bool, str | None] | None:
-    """Whether `intent.intent_id` was used before and, if so, (was it this same request?,
-    the message id of its first acceptance if known). None when unused.
-
-    Two records: the audit row of each 202 (request hash and message id; written just
-    after the reply) for intents the engine has not taken yet, and the engine's orders
-    table (permanent, indexed on intent_id), compared on the columns it keeps."""
-    since = datetime.now(UTC) - _AUDIT_LOOKBACK
-    placed = ctx.audit.recent(
-        action="order.place", since=since, detail={"intent_id": intent.intent_id}, limit=20
-    )
-    for row in placed:
-        detail = row.detail or {}
-        if detail.get("status") == 202 and "request_sha256" in detail:
-            return detail["request_sha256"] == _request_sha256(intent), detail.get("message_id")
+def _engine_has_other(ctx: Ctx, intent: OrderIntent) -> bool | None:
+    """Whether the engine's orders table holds `intent.intent_id` for a different order
+    (True), only for this one (False), or not at all (None). Intents reach the engine by
+    other paths too (webhooks, the signal evaluator), which write no order request row."""
     orders = ctx.trading.orders_by_intent(intent.intent_id)
     if not orders:
         return None
     asked = intent.model_dump(mode="json", include=set(_ORDER_ROW_FIELDS))
-    same = any(asked == {f: getattr(o, f) for f in _ORDER_ROW_FIELDS} for o in orders)
-    return same, None
+    return not any(asked == {f: getattr(o, f) for f in _ORDER_ROW_FIELDS} for o in orders)
+
+
+def _conflict(request: Request, intent: OrderIntent) -> Problem:
+    request.state.audit_target = intent.client_order_id
+    request.state.audit_detail = {"intent_id": intent.intent_id, "conflict": True}
+    detail = (
+        f"intent_id {intent.intent_id!r} was already used for a different order; "
+        "send a new intent_id for a new order"
+    )
+    return Problem(409, "conflict", detail, errors=[field_error("intent_id", detail)])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderAccepted)
@@ -100,7 +94,13 @@ def place_order(
     `intent_id` is an idempotency key (the orders queue de-duplicates on it): sending the
     same request again answers the same 202 and never places a second order; a different
     request under a used intent_id, another account's included, is a 409, so one intent
-    id always means one client order id (account + intent id)."""
+    id always means one client order id (account + intent id).
+
+    The request is recorded (`order_requests`) BEFORE it is sent, so of two requests racing
+    under one intent id exactly one owns it. If the send fails (503) the record stays,
+    without a message id: the same request sent again is sent again (the queue drops a
+    duplicate of a send that did get through), a different one is still a 409, because the
+    failed send may have reached the queue under that intent id."""
     queue = _queue(ctx)
     values = body.model_dump(exclude_none=True)
     values["intent_id"] = body.intent_id or f"api-{uuid.uuid4().hex}"
@@ -114,23 +114,28 @@ def place_order(
         raise Problem(
             422, "validation", "; ".join(e["detail"] for e in errors), errors=errors
         ) from None
-    earlier = _earlier(ctx, intent) if body.intent_id else None
-    if earlier is not None and not earlier[0]:
-        request.state.audit_target = intent.client_order_id
-        request.state.audit_detail = {"intent_id": intent.intent_id, "conflict": True}
-        detail = (
-            f"intent_id {intent.intent_id!r} was already used for a different order; "
-            "send a new intent_id for a new order"
-        )
-        raise Problem(409, "conflict", detail, errors=[field_error("intent_id", detail)])
-    message_id = earlier[1] if earlier is not None else None
+    sha256 = _request_sha256(intent)
+    in_engine = _engine_has_other(ctx, intent) if body.intent_id else None
+    if in_engine:
+        raise _conflict(request, intent)
+    requests = OrderRequestRepository(ctx.db)
+    held, claimed = requests.claim(intent.intent_id, intent.client_order_id, sha256, user.username)
+    if held.request_sha256 != sha256:
+        raise _conflict(request, intent)
+    message_id = held.message_id
     if message_id is None:
-        # New, or a replay whose first message id is unknown: sending again is safe (the
-        # queue drops it within 5 minutes, later the engine sees a redelivery).
+        # Ours, or the same request whose send failed or is still under way: sending
+        # (again) is safe, the queue de-duplicates on the intent id within 5 minutes and
+        # the engine treats a later redelivery as one.
         try:
-            message_id = send_intent(queue, intent)
+            sent = send_intent(queue, intent)
         except QueueError as exc:
-            raise Problem(503, "unavailable", f"orders queue refused the intent: {exc}") from None
+            raise Problem(
+                503,
+                "unavailable",
+                f"orders queue refused the intent: {exc}; send the same request again",
+            ) from None
+        message_id = requests.record_message(intent.intent_id, sent)
     request.state.audit_action = "order.place"
     request.state.audit_target = intent.client_order_id
     request.state.audit_detail = {
@@ -139,13 +144,13 @@ def place_order(
         "side": intent.side.value,
         "quantity": intent.quantity,
         "order_type": intent.order_type.value,
-        "request_sha256": _request_sha256(intent),
+        "request_sha256": sha256,
         "message_id": message_id,
-        "replay": earlier is not None,
+        "replay": not claimed or in_engine is not None,
     }
-    response.headers["Location"] = f"/orders/{intent.client_order_id}"
+    response.headers["Location"] = f"/orders/{held.client_order_id}"
     return OrderAccepted(
-        intent_id=intent.intent_id, client_order_id=intent.client_order_id, message_id=message_id
+        intent_id=intent.intent_id, client_order_id=held.client_order_id, message_id=message_id
     )
 
 

@@ -1,12 +1,13 @@
-"""Tables owned by the REST API: users, refresh tokens, strategy configs, backtest runs and
-their results, runtime configuration overrides (DESIGN.md section 5).
+"""Tables owned by the REST API: users, refresh tokens, strategy configs, backtest runs
+and their results, runtime configuration overrides (DESIGN.md section 5), and the order
+requests accepted by POST /orders.
 
 They share `Base` (and so the naming convention and `compare_metadata`) with the execution
-tables; migration 0002 creates them. Secrets are never stored: passwords as argon2id
-hashes, refresh tokens and webhook tokens as their SHA-256 (both are 256-bit random values,
-for which a fast hash is right: OWASP Password Storage Cheat Sheet, "hashing vs
-encryption"; nothing to brute-force). Nullable JSON columns store None as SQL NULL
-(`none_as_null`), so "has trades" is an IS NOT NULL test.
+tables; migration 0002 creates them, 0004 the order requests. Secrets are never stored:
+passwords as argon2id hashes, refresh tokens and webhook tokens as their SHA-256 (both are
+256-bit random values, for which a fast hash is right: OWASP Password Storage Cheat Sheet,
+"hashing vs encryption"; nothing to brute-force). Nullable JSON columns store None as SQL
+NULL (`none_as_null`), so "has trades" is an IS NOT NULL test.
 """
 
 from __future__ import annotations
@@ -134,3 +135,21 @@ class ConfigurationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class OrderRequestRow(Base):
+    """The first POST /orders request under an intent id, written BEFORE its intent is
+    sent: the primary key makes the first writer own the intent id, so a different request
+    racing it is refused (409) instead of being dropped by the queue's de-duplication.
+    `message_id` is set once the send succeeded; a row without one (send failed, or the
+    process died mid-send) is sent again by the same request, never by a different one
+    (a failed send may still have reached the queue)."""
+
+    __tablename__ = "order_requests"
+
+    intent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

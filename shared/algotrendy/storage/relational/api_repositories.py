@@ -21,6 +21,7 @@ from algotrendy.storage.relational.api_models import (
     BacktestResultRow,
     BacktestRow,
     ConfigurationRow,
+    OrderRequestRow,
     RefreshTokenRow,
     StrategyConfigRow,
     UserRow,
@@ -407,6 +408,53 @@ class ConfigurationRepository(_Repo):
                 row.value = value
                 row.updated_by = updated_by
                 row.updated_at = datetime.now(UTC)
+
+
+class OrderRequestRepository(_Repo):
+    """The idempotency record of POST /orders (see `OrderRequestRow`)."""
+
+    def claim(
+        self, intent_id: str, client_order_id: str, request_sha256: str, actor: str
+    ) -> tuple[OrderRequestRow, bool]:
+        """Record a request under `intent_id` unless one is recorded: (the row that owns
+        the intent id, True if it is the one just written). The primary key arbitrates a
+        race: the loser's INSERT fails (on PostgreSQL after waiting for the winner's
+        commit; SQLite serialises writers) and it reads the winner's committed row."""
+        row = OrderRequestRow(
+            intent_id=intent_id,
+            client_order_id=client_order_id,
+            request_sha256=request_sha256,
+            actor=actor,
+        )
+        try:
+            return self._insert(row, f"intent_id {intent_id!r} is used"), True
+        except ConflictError:
+            held = self.get(intent_id)
+            if held is None:  # not the primary key that refused it: a real error
+                raise
+            return held, False
+
+    def get(self, intent_id: str) -> OrderRequestRow | None:
+        with self.session() as s:
+            row = s.get(OrderRequestRow, intent_id)
+            return None if row is None else self._detached(s, [row])[0]
+
+    def record_message(self, intent_id: str, message_id: str) -> str:
+        """Store the queue message id of the send; the id stored first wins (two sends of
+        the same request are one message for the de-duplicating queue), and is returned so
+        every reply names the same message."""
+        with self.session.begin() as s:
+            s.execute(
+                update(OrderRequestRow)
+                .where(OrderRequestRow.intent_id == intent_id, OrderRequestRow.message_id.is_(None))
+                .values(message_id=message_id)
+            )
+            stored = s.scalar(
+                select(OrderRequestRow.message_id).where(OrderRequestRow.intent_id == intent_id)
+            )
+        if stored is None:
+            raise LookupError(f"no order request recorded for intent_id {intent_id!r}")
+        return stored
 
 
 class AuditRepository(_Repo):
