@@ -45,6 +45,7 @@ from algotrendy.storage.relational.api_repositories import (
     AuditRepository,
     BacktestRepository,
     ConfigurationRepository,
+    OrderRequestRepository,
     RefreshTokenRepository,
     StrategyConfigRepository,
     TradingReadRepository,
@@ -72,6 +73,7 @@ class ApiContext:
     backtests: BacktestRepository
     configs: ConfigurationRepository
     trading: TradingReadRepository
+    order_requests: OrderRequestRepository
     orders_queue: Queue | None
     launcher: BacktestLauncher | None
     candles: CandleStore | None
@@ -184,6 +186,7 @@ def repositories(db: Engine, settings: Settings, hasher: PasswordHasher) -> dict
         "backtests": BacktestRepository(db),
         "configs": ConfigurationRepository(db),
         "trading": TradingReadRepository(db),
+        "order_requests": OrderRequestRepository(db),
     }
 
 

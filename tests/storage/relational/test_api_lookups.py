@@ -1,5 +1,5 @@
 """The look-ups behind order idempotency and refresh-token revocation, on SQLite and on
-PostgreSQL (JSON path tests and INSERT ... SELECT ... RETURNING differ between them)."""
+PostgreSQL (INSERT ... SELECT ... RETURNING differs between them)."""
 
 from __future__ import annotations
 
@@ -9,23 +9,11 @@ from sqlalchemy import Engine
 
 from algotrendy.domain.orders import Order, OrderIntent
 from algotrendy.storage.relational.api_repositories import (
-    AuditRepository,
     RefreshTokenRepository,
     TradingReadRepository,
     UserRepository,
 )
 from algotrendy.storage.relational.repositories import SqlExecutionRepository
-
-
-def test_audit_rows_are_found_by_a_detail_value(db_engine: Engine) -> None:
-    audit = AuditRepository(db_engine)
-    audit.write("t", "order.place", "at-1", {"intent_id": "key-0001", "status": 202})
-    audit.write("t", "order.place", "at-2", {"intent_id": "key-0002", "status": 202})
-    audit.write("t", "POST /orders", "/orders", {"intent_id": "key-0001", "status": 409})
-    found = audit.recent(action="order.place", detail={"intent_id": "key-0001"})
-    assert [r.target for r in found] == ["at-1"]
-    later = datetime.now(UTC) + timedelta(minutes=1)
-    assert audit.recent(action="order.place", since=later) == []
 
 
 def test_orders_are_found_by_intent_id(db_engine: Engine) -> None:

@@ -19,7 +19,6 @@ from algotrendy.domain.orders import TERMINAL_STATUSES, OrderIntent, OrderStatus
 from algotrendy.messaging.base import Queue, QueueError
 from algotrendy.messaging.cancel import CancelRequest, send_cancel
 from algotrendy.messaging.envelope import send_intent
-from algotrendy.storage.relational.api_repositories import OrderRequestRepository
 from algotrendy.storage.relational.models import FillRow, OrderRow
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -118,7 +117,7 @@ def place_order(
     in_engine = _engine_has_other(ctx, intent) if body.intent_id else None
     if in_engine:
         raise _conflict(request, intent)
-    requests = OrderRequestRepository(ctx.db)
+    requests = ctx.order_requests
     held, claimed = requests.claim(intent.intent_id, intent.client_order_id, sha256, user.username)
     if held.request_sha256 != sha256:
         raise _conflict(request, intent)

@@ -8,7 +8,7 @@ timezone-aware (SQLite drops the zone).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -472,28 +472,13 @@ class AuditRepository(_Repo):
             )
 
     def recent(
-        self,
-        *,
-        actor: str | None = None,
-        action: str | None = None,
-        target: str | None = None,
-        since: datetime | None = None,
-        detail: Mapping[str, str] | None = None,
-        limit: int = 100,
+        self, *, actor: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[AuditLogRow]:
         q = select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit)
         if actor is not None:
             q = q.where(AuditLogRow.actor == actor)
         if action is not None:
             q = q.where(AuditLogRow.action == action)
-        if target is not None:
-            q = q.where(AuditLogRow.target == target)
-        if since is not None:
-            q = q.where(AuditLogRow.time >= since)
-        for key, value in (detail or {}).items():
-            # A JSON path test (json_extract / ->>): not indexed, so callers bound it by
-            # `action` and `since` (the time column is indexed).
-            q = q.where(AuditLogRow.detail[key].as_string() == value)
         with self.session() as s:
             return self._detached(s, s.scalars(q))
 
