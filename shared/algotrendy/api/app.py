@@ -11,14 +11,18 @@ client address. Routes refine the action/target/detail through `request.state`.
 
 from __future__ import annotations
 
+import email.message
 import re
 import threading
 import time
+import types
+import typing
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
@@ -31,12 +35,16 @@ from algotrendy.api.observability import logger
 from algotrendy.api.routes import admin, auth, backtests, health, market, orders, portfolio
 from algotrendy.api.routes import strategies as strategy_routes
 from algotrendy.api.routes import users as user_routes
+from algotrendy.api.schemas import INT32_MAX, INT32_MIN
 from algotrendy.aws_clients import ClientFactory, boto3_client
 from algotrendy.config import Settings, get_settings
 from algotrendy.errors import AlgoTrendyError
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+JSON = "application/json"
+_NUL = "must not contain a NUL character (\\u0000)"
 
 DESCRIPTION = """AlgoTrendy REST API. Sign in at `POST /auth/login`, then send
 `Authorization: Bearer <access token>`. Errors are `application/problem+json` (RFC 9457)."""
@@ -51,6 +59,97 @@ def _request_id(request: Request) -> str:
     if aws_id and _REQUEST_ID.fullmatch(str(aws_id)):
         return str(aws_id)
     return uuid.uuid4().hex
+
+
+def _is_int_param(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_int_param(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _params(dependant: Dependant) -> Iterator[tuple[str, str, Any]]:
+    """(location, name, annotation) of every path and query parameter of a route,
+    including those its dependencies declare."""
+    for location, fields in (("path", dependant.path_params), ("query", dependant.query_params)):
+        for f in fields:
+            yield location, f.alias, f.field_info.annotation
+    for sub in dependant.dependencies:
+        yield from _params(sub)
+
+
+def _nul_at(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where in parsed JSON the first string (key or value) holding a NUL is, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if "\x00" in k:
+                return (*path, k)
+            items.append((k, v))
+    elif isinstance(value, list):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    for key, item in items:
+        found = _nul_at(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _is_json(content_type: str) -> bool:
+    """Whether FastAPI would parse a body of this type as JSON (its own rule)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def check_request(request: Request) -> None:
+    """Input rules every route shares, run before the route's own validation (an app-wide
+    dependency, so the route and its parameters are known): no NUL character in any
+    string (PostgreSQL text cannot hold one, so it failed as a 500 deep in a query), no
+    integer parameter beyond the id columns' range (`schemas.INT32_MAX`), and a JSON body
+    where a route takes one (else 415, rather than a 422 saying the body is no object)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            raise problems.invalid(name, _NUL, location="path")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise problems.invalid(name.replace("\x00", "\\u0000"), _NUL, location="query")
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if isinstance(dependant, Dependant):
+        for location, name, annotation in _params(dependant):
+            if not _is_int_param(annotation):
+                continue
+            if location == "path":
+                raws = [str(request.path_params.get(name, ""))]
+            else:
+                raws = request.query_params.getlist(name)
+            for raw in raws:
+                if _INTEGER.match(raw) and not INT32_MIN <= int(raw) <= INT32_MAX:
+                    raise problems.invalid(
+                        name,
+                        f"{raw.strip()} is outside {INT32_MIN} .. {INT32_MAX}",
+                        location=location,
+                    )
+    if getattr(route, "body_field", None) is None or not await request.body():
+        return
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _is_json(content_type):
+        raise problems.Problem(
+            415,
+            "unsupported-media-type",
+            f"content type {content_type!r} is not accepted here; send application/json",
+            headers={"Accept-Post" if request.method == "POST" else "Accept-Patch": JSON},
+        )
+    found = _nul_at(await request.json(), ())  # parsed (and cached) by FastAPI already
+    if found is not None:
+        raise problems.invalid(".".join(found) or "body", _NUL)
 
 
 def _action(request: Request) -> str:
@@ -78,6 +177,7 @@ def create_app(
         description=DESCRIPTION,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        dependencies=[Depends(check_request)],
     )
 
     lock = threading.Lock()

@@ -33,6 +33,7 @@ TITLES: dict[str, str] = {
     "not-found": "Resource not found",
     "method-not-allowed": "Method not allowed",
     "conflict": "Conflict with the current state",
+    "unsupported-media-type": "Unsupported media type",
     "rate-limited": "Too many requests",
     "refresh-reuse": "Refresh token reuse detected",
     "unavailable": "Service unavailable",
@@ -46,6 +47,7 @@ _BY_STATUS = {
     404: "not-found",
     405: "method-not-allowed",
     409: "conflict",
+    415: "unsupported-media-type",
     422: "validation",
     429: "rate-limited",
     503: "unavailable",
@@ -125,6 +127,16 @@ def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            # FastAPI's loc is ("body", character offset): the offset is no field, so the
+            # whole body is at fault and the position goes into the detail.
+            loc_ = err.get("loc", ())
+            where = f" at character {loc_[1]}" if len(loc_) > 1 else ""
+            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+            entry = field_error("body", f"not valid JSON: {reason}{where}")
+            entry["pointer"] = "#"
+            out.append(entry)
+            continue
         loc = [str(p) for p in err.get("loc", ())]
         location = loc[0] if loc else "body"
         path = loc[1:] if loc else []
@@ -134,7 +146,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             msg = "unknown field"
         elif err.get("type") == "missing":
             msg = "required"
-        out.append(field_error(".".join(path) or location, msg, location=location))
+        entry = field_error(".".join(path) or location, msg, location=location)
+        if location == "body" and not path:
+            entry["pointer"] = "#"  # the body as a whole (missing, null, not an object)
+        out.append(entry)
     return out
 
 

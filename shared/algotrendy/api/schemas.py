@@ -3,10 +3,13 @@ typo is a 422 naming the field instead of a silently ignored value."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+import re
+import unicodedata
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from algotrendy.auth.tokens import Role
 from algotrendy.backtest.config import BacktestConfig
@@ -16,7 +19,74 @@ from algotrendy.webhooks.config import QuantityMode
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Python's JSON parser reads Infinity, NaN and 1e400 (as inf): no quantity, price or
+    # setting of this API is meaningful there, and JSON cannot carry them onward.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# -- shared field types ------------------------------------------------------------------
+# Symbols: one rule for orders, strategies and backtests. NFKC folds full-width and other
+# compatibility forms ("ＧＯＯＧ" -> "GOOG") so one instrument has one spelling; then a
+# conservative shape that every venue symbol we trade fits (BTC/USDT:USDT, BRK.B, ^GSPC,
+# BTC-PERP) and no path trick ("..") or blank does.
+SYMBOL_MAX_LENGTH = 32
+_SYMBOL = re.compile(r"[A-Za-z0-9^][A-Za-z0-9._:/!^=&+\-]*")
+
+
+def normalise_symbol(value: Any) -> Any:
+    """NFKC + strip; anything else is left for the type check to refuse."""
+    return unicodedata.normalize("NFKC", value).strip() if isinstance(value, str) else value
+
+
+def _check_symbol(value: str) -> str:
+    if not value:
+        raise PydanticCustomError("symbol_blank", "symbol is empty")
+    if len(value) > SYMBOL_MAX_LENGTH or not _SYMBOL.fullmatch(value):
+        raise PydanticCustomError(
+            "symbol_invalid",
+            "symbol '{symbol}' is not 1-{max} characters of letters, digits and ._:/!^=&+- "
+            "starting with a letter, digit or ^",
+            {"symbol": value, "max": SYMBOL_MAX_LENGTH},
+        )
+    return value
+
+
+Symbol = Annotated[str, BeforeValidator(normalise_symbol), AfterValidator(_check_symbol)]
+
+# API datetimes: one rule for query parameters and bodies. A time without offset is UTC
+# (as the webhook reads TradingView's times), and it must lie where pandas' nanosecond
+# timestamps reach (1677-09-21 .. 2262-04-11; rounded inwards), since candles, indicators
+# and backtests index by them: outside it a request could only fail later.
+DATETIME_MIN = datetime(1678, 1, 1, tzinfo=UTC)
+DATETIME_MAX = datetime(2262, 1, 1, tzinfo=UTC)
+
+
+def utc_in_range(value: datetime) -> datetime:
+    """`value` in UTC (naive read as UTC), or a validation error naming the range."""
+    try:
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 lies before year 1 in UTC
+        utc = None
+    if utc is None or not DATETIME_MIN <= utc < DATETIME_MAX:
+        raise PydanticCustomError(
+            "datetime_range",
+            "{value} is outside the supported range {lo} .. {hi} (UTC)",
+            {
+                "value": value.isoformat(),
+                "lo": DATETIME_MIN.date().isoformat(),
+                "hi": DATETIME_MAX.date().isoformat(),
+            },
+        )
+    return utc
+
+
+ApiDatetime = Annotated[datetime, AfterValidator(utc_in_range)]
+
+# Integers in paths and query strings are ids, limits, offsets, ranks and indicator
+# periods. The id columns are INTEGER (PostgreSQL int4): a larger value names nothing,
+# while past 2**31 psycopg (past 2**63 SQLite) fails on it with a 500 instead.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
 
 
 # -- auth --------------------------------------------------------------------------------
@@ -66,7 +136,7 @@ class UserOut(BaseModel):
 class OrderRequest(_In):
     """What a client may ask for; becomes an `OrderIntent` (source "api")."""
 
-    symbol: str = Field(min_length=1, max_length=32)
+    symbol: Symbol
     side: Side
     quantity: float = Field(gt=0)
     order_type: OrderType = OrderType.MARKET
@@ -169,14 +239,14 @@ class StrategyCreate(_In):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     strategy_type: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
-    symbols: list[str] = Field(default_factory=list, max_length=500)
+    symbols: list[Symbol] = Field(default_factory=list, max_length=500)
     enabled: bool = False
 
 
 class StrategyUpdate(_In):
     name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     params: dict[str, Any] | None = None
-    symbols: list[str] | None = Field(None, max_length=500)
+    symbols: list[Symbol] | None = Field(None, max_length=500)
     enabled: bool | None = None
 
 
@@ -232,11 +302,11 @@ class BacktestRequest(_In):
     strategy: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] | None = None
     grid: dict[str, list[Any] | str] | None = None
-    symbols: list[str] = Field(min_length=1, max_length=100)
+    symbols: list[Symbol] = Field(min_length=1, max_length=100)
     exchange: str | None = Field(None, min_length=1, max_length=64)
     timeframe: str = Field("1d", min_length=1, max_length=16)
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: ApiDatetime | None = None
+    end: ApiDatetime | None = None
     config: BacktestConfig = Field(default_factory=BacktestConfig)
     metric: str = "sharpe"
     top: int = Field(20, ge=1, le=1000)

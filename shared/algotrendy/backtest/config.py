@@ -26,7 +26,9 @@ class Sizing(StrEnum):
 
 
 class BacktestConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Finite numbers only: an infinite cash, fee or size has no meaning, and JSON (the
+    # stored request, the Step Functions input) would carry it as null.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     cash: float = Field(10_000.0, gt=0, description="starting cash")
     fee: float = Field(0.0, ge=0, lt=0.2, description="fee per fill as a fraction of notional")

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -47,6 +48,10 @@ before the first backtest runs."""
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT = re.compile(r"^[+-]?\d+$")
+# Float grid values must survive the conversion to float; Python refuses to parse ints
+# of more than 4300 digits at all (sys.get_int_max_str_digits), so cap those too.
+_FLOAT_MAX = Decimal(sys.float_info.max)
+_MAX_INT_DIGITS = 30
 _MAX_SKIP_EXAMPLES = 5
 
 
@@ -75,14 +80,23 @@ class ParamGrid:
 def _parse_number(text: str, spec: str) -> int | Decimal:
     t = text.strip()
     if _INT.match(t):
+        if len(t.lstrip("+-")) > _MAX_INT_DIGITS:
+            raise ParameterError(f"grid spec {_cut(spec)!r}: {_cut(t)!r} is out of range")
         return int(t)
     try:
         d = Decimal(t)
     except InvalidOperation:
-        raise ParameterError(f"grid spec {spec!r}: {t!r} is not a number") from None
+        raise ParameterError(f"grid spec {_cut(spec)!r}: {_cut(t)!r} is not a number") from None
     if not d.is_finite():
-        raise ParameterError(f"grid spec {spec!r}: {t!r} is not a finite number")
+        raise ParameterError(f"grid spec {_cut(spec)!r}: {_cut(t)!r} is not a finite number")
+    if d.copy_abs() > _FLOAT_MAX:  # copy_abs: no context, so no Overflow signal
+        raise ParameterError(f"grid spec {_cut(spec)!r}: {_cut(t)!r} is out of range")
     return d
+
+
+def _cut(text: str) -> str:
+    """Echo at most 60 characters of what the user typed."""
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _parse_range(body: str, spec: str) -> list[Any]:
@@ -99,9 +113,16 @@ def _parse_range(body: str, spec: str) -> list[Any]:
         raise ParameterError(
             f"grid spec {spec!r}: stop ({parts[1].strip()}) is below start ({parts[0].strip()})"
         )
-    count = int((Decimal(stop) - Decimal(start)) // Decimal(step)) + 1
+    try:
+        count = int((Decimal(stop) - Decimal(start)) // Decimal(step)) + 1
+    except DecimalException:
+        # The quotient needs more digits than the decimal context has (28), or an
+        # exponent past its limits (a step of 1e-100): far more values than the cap.
+        count = MAX_COMBINATIONS + 1
     if count > MAX_COMBINATIONS:
-        raise ParameterError(f"grid spec {spec!r}: {count} values, more than {MAX_COMBINATIONS}")
+        raise ParameterError(
+            f"grid spec {_cut(spec)!r}: more than {MAX_COMBINATIONS} values; use a coarser step"
+        )
     all_int = all(isinstance(v, int) for v in (start, stop, step))
     if all_int:
         return [int(start) + k * int(step) for k in range(count)]
@@ -114,12 +135,12 @@ def _parse_scalar(text: str) -> Any:
     stays a string for the field's own validator to read (booleans, enums)."""
     t = text.strip()
     if _INT.match(t):
-        return int(t)
+        return int(t) if len(t.lstrip("+-")) <= _MAX_INT_DIGITS else t
     try:
         d = Decimal(t)
     except InvalidOperation:
         return t
-    return float(d) if d.is_finite() else t
+    return float(d) if d.is_finite() and d.copy_abs() <= _FLOAT_MAX else t
 
 
 def parse_spec(spec: str) -> tuple[str, list[Any]]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class Side(StrEnum):
@@ -54,6 +55,16 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
+# The price fields each order type needs.
+_NEEDS: dict[OrderType, frozenset[str]] = {
+    OrderType.MARKET: frozenset(),
+    OrderType.LIMIT: frozenset({"limit_price"}),
+    OrderType.STOP: frozenset({"stop_price"}),
+    OrderType.STOP_LIMIT: frozenset({"limit_price", "stop_price"}),
+    OrderType.TRAILING_STOP: frozenset({"trail_percent"}),
+}
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -61,7 +72,9 @@ def _utcnow() -> datetime:
 class OrderIntent(BaseModel):
     """A request to trade, not yet risk-checked. Immutable; version 1 of the wire format."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Finite numbers only: JSON has no Infinity/NaN, so such an intent would reach the
+    # queue as null (or as invalid JSON) and the engine could not read it back.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     version: Literal[1] = 1
     intent_id: str = Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
@@ -71,27 +84,28 @@ class OrderIntent(BaseModel):
     side: Side
     quantity: float = Field(gt=0, description="units of the base asset / shares / contracts")
     order_type: OrderType = OrderType.MARKET
-    limit_price: float | None = Field(None, gt=0)
-    stop_price: float | None = Field(None, gt=0)
-    trail_percent: float | None = Field(None, gt=0, lt=100)
+    # validate_default: the check below must run when the price is left out, too.
+    limit_price: float | None = Field(None, gt=0, validate_default=True)
+    stop_price: float | None = Field(None, gt=0, validate_default=True)
+    trail_percent: float | None = Field(None, gt=0, lt=100, validate_default=True)
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
     source: str = Field("api", description="webhook | signal | api | cli")
     created_at: AwareDatetime = Field(default_factory=_utcnow)
 
-    @model_validator(mode="after")
-    def _prices_fit_type(self) -> Self:
-        need = {
-            OrderType.MARKET: (),
-            OrderType.LIMIT: ("limit_price",),
-            OrderType.STOP: ("stop_price",),
-            OrderType.STOP_LIMIT: ("limit_price", "stop_price"),
-            OrderType.TRAILING_STOP: ("trail_percent",),
-        }[self.order_type]
-        missing = [f for f in need if getattr(self, f) is None]
-        if missing:
-            raise ValueError(f"{self.order_type.value} order needs {', '.join(missing)}")
-        return self
+    @field_validator("limit_price", "stop_price", "trail_percent")
+    @classmethod
+    def _price_fits_type(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """A field validator rather than a model one, so the error names the missing
+        field (`limit_price`) instead of the whole intent."""
+        order_type = info.data.get("order_type")  # absent when order_type itself failed
+        if value is None and order_type is not None and info.field_name in _NEEDS[order_type]:
+            raise PydanticCustomError(
+                "price_required",
+                "{order_type} order needs {field}",
+                {"order_type": order_type.value, "field": info.field_name},
+            )
+        return value
 
     @property
     def client_order_id(self) -> str:

@@ -499,16 +499,22 @@ def parse_number(value: Scalar, name: str) -> float:
     numbers into strings when the template quotes the placeholder)."""
     if isinstance(value, bool) or value is None:
         raise invalid(f"{name}: expected a number, got {value!r}", field=name)
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            raise invalid(f"{name}: {value!r} is not a number", field=name) from None
+    try:
+        # float() of an int beyond ~1.8e308 raises OverflowError (a string gives inf).
+        number = float(value) if isinstance(value, int | float) else float(value.strip())
+    except OverflowError:
+        number = math.inf
+    except ValueError:
+        raise invalid(f"{name}: {_short(value)} is not a number", field=name) from None
     if not math.isfinite(number):
-        raise invalid(f"{name}: {value!r} is not a finite number", field=name)
+        raise invalid(f"{name}: {_short(value)} is not a finite number", field=name)
     return number
+
+
+def _short(value: Scalar) -> str:
+    """A value for an error message, cut short: a 400-digit number need not come back."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*([a-z]?)\s*$", re.IGNORECASE)
@@ -527,17 +533,27 @@ def parse_amount(value: Scalar, name: str) -> tuple[float | None, float | None, 
             suffix = m.group(2).lower()
             if suffix not in _PERCENT_BASIS:
                 raise invalid(f"{name}: unknown percent suffix in {value!r}", field=name)
-            return None, float(m.group(1)), _PERCENT_BASIS[suffix]
+            return None, _finite_part(m.group(1), value, name), _PERCENT_BASIS[suffix]
         m = _FRACTION.match(value)
         if m:
-            denominator = float(m.group(2))
+            denominator = _finite_part(m.group(2), value, name)
             if denominator == 0:
-                raise invalid(f"{name}: {value!r} divides by zero", field=name)
-            return None, float(m.group(1)) / denominator * 100.0, None
+                raise invalid(f"{name}: {_short(value)} divides by zero", field=name)
+            percent = _finite_part(m.group(1), value, name) / denominator * 100.0
+            if not math.isfinite(percent):
+                raise invalid(f"{name}: {_short(value)} is not a finite amount", field=name)
+            return None, percent, None
     units = parse_number(value, name)
     if units < 0:
         raise invalid(f"{name}: {value!r} is negative; the side gives the direction", field=name)
     return units, None, None
+
+
+def _finite_part(text: str, value: str, name: str) -> float:
+    number = float(text)  # digits only (the patterns above): never raises, may be inf
+    if not math.isfinite(number):
+        raise invalid(f"{name}: {_short(value)} is not a finite amount", field=name)
+    return number
 
 
 def parse_timestamp(value: Scalar, name: str) -> datetime:
@@ -546,23 +562,32 @@ def parse_timestamp(value: Scalar, name: str) -> datetime:
     offset is read as UTC, TradingView's zone for these placeholders."""
     if isinstance(value, bool) or value is None:
         raise invalid(f"{name}: expected a timestamp, got {value!r}", field=name)
+    out_of_range = invalid(f"{name}: {_short(value)} is out of range", field=name)
     if isinstance(value, int | float) or (isinstance(value, str) and _is_epoch(value)):
-        epoch = float(value)
+        try:
+            epoch = float(value)
+        except OverflowError:  # an int too large for a float
+            raise out_of_range from None
         if not math.isfinite(epoch) or epoch < 0:
-            raise invalid(f"{name}: {value!r} is not a timestamp", field=name)
+            raise invalid(f"{name}: {_short(value)} is not a timestamp", field=name)
         seconds = epoch / 1000.0 if epoch >= 1e11 else epoch  # 1e11 s is year 5138
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
-            raise invalid(f"{name}: {value!r} is out of range", field=name) from None
+            raise out_of_range from None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise invalid(
-            f"{name}: {value!r} is not an ISO 8601 time such as 2020-09-06T01:44:17Z",
+            f"{name}: {_short(value)} is not an ISO 8601 time such as 2020-09-06T01:44:17Z",
             field=name,
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        # 0001-01-01T00:00:00+01:00 and 9999-12-31T23:59:59-01:00 fall outside datetime's
+        # years 1-9999 once moved to UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        raise out_of_range from None
 
 
 def _is_epoch(text: str) -> bool:

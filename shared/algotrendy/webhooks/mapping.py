@@ -13,6 +13,7 @@ does not say enough (or says too much) for one order.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import datetime
 
@@ -215,6 +216,12 @@ def _quantity(alert: Alert, config: WebhookConfig, *, closing: bool) -> float:
     else:
         raise invalid(
             "alert has no quantity and the webhook config has no default quantity",
+            field="quantity",
+        )
+    if not math.isfinite(quantity):  # e.g. 1e307 contracts x a multiplier of 100
+        raise invalid(
+            f"quantity is not a finite number (alert quantity {alert.quantity}, "
+            f"contracts_multiplier {config.contracts_multiplier:g})",
             field="quantity",
         )
     if quantity <= 0:

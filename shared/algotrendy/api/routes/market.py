@@ -5,6 +5,9 @@ An indicator over [start, end) is computed on the stored history up to `end` and
 to the range, so its first values are real values rather than warm-up NaN whenever enough
 earlier bars are stored; `warmup_bars` says how many leading values are undefined by
 construction (TA-Lib's lookback).
+
+Times follow the API's one rule (`schemas.ApiDatetime`): a time without offset is UTC, and
+times must lie within 1678-01-01 .. 2262-01-01 (what the candle index can represent).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 
 from algotrendy.api.deps import Ctx, Viewer
 from algotrendy.api.problems import Problem, field_error, invalid
+from algotrendy.api.schemas import INT32_MAX, INT32_MIN, ApiDatetime
 from algotrendy.errors import ParameterError
 from algotrendy.storage.base import CandleStore, StoreUnavailableError, get_latest_price
 
@@ -60,8 +64,12 @@ def candles(
     symbol: str,
     timeframe: str = "1d",
     exchange: str | None = None,
-    start: Annotated[datetime | None, Query(description="bar open time >= start (UTC)")] = None,
-    end: Annotated[datetime | None, Query(description="bar open time < end (UTC)")] = None,
+    start: Annotated[
+        ApiDatetime | None, Query(description="bar open time >= start (no offset: UTC)")
+    ] = None,
+    end: Annotated[
+        ApiDatetime | None, Query(description="bar open time < end (no offset: UTC)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="the last N bars")] = 5000,
 ) -> dict[str, Any]:
     frame = _read(ctx, exchange, symbol, timeframe, start, end).tail(limit)
@@ -132,8 +140,16 @@ def _coerce(name: str, raw: str, default: Any) -> Any:
                 raise ValueError(raw)
             return raw.lower() in ("true", "1")
         if isinstance(default, int):
-            return int(raw)
-        return float(raw)
+            number = int(raw)
+            if not INT32_MIN <= number <= INT32_MAX:  # the kernels take C ints
+                raise invalid(
+                    name, f"{number} is outside {INT32_MIN} .. {INT32_MAX}", location="query"
+                )
+            return number
+        value = float(raw)
+        if not math.isfinite(value):
+            raise invalid(name, f"expected a finite number, got {raw!r}", location="query")
+        return value
     except ValueError:
         kind = "an integer" if isinstance(default, int) else "a number"
         if isinstance(default, bool):
@@ -150,8 +166,8 @@ def indicator(
     symbol: str,
     timeframe: str = "1d",
     exchange: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Annotated[ApiDatetime | None, Query(description="no offset: UTC")] = None,
+    end: Annotated[ApiDatetime | None, Query(description="no offset: UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 5000,
 ) -> dict[str, Any]:
     """Indicator `name` (see GET /market/indicators) with its parameters as query
