@@ -107,12 +107,31 @@ def test_sweep_ranks_by_metric_and_keeps_the_best_run_in_full(
     assert [b["id"] for b in listed.json()] == [run["id"]]
 
 
-def test_missing_candles_fail_the_run_with_the_reason(
+def test_a_symbol_without_candles_is_refused_before_any_run_exists(
     client: TestClient, ctx: ApiContext, trader: Session
 ) -> None:
-    run = _run(client, ctx, trader, {"strategy": "sma_cross", "symbols": ["NOPE"]})
+    reply = client.post(
+        "/backtests",
+        json={"strategy": "sma_cross", "symbols": ["GOOG", "NOPE"], "exchange": EXCHANGE},
+        headers=trader.headers,
+    )
+    body = assert_problem(reply, 422, "validation")
+    assert [e["field"] for e in body["errors"]] == ["symbols.1"]
+    assert "no 1d candles of NOPE on nasdaq" in body["detail"]
+    assert ctx.backtests.recent() == []
+
+
+def test_candles_missing_in_the_range_fail_the_run_with_the_reason(
+    client: TestClient, ctx: ApiContext, trader: Session
+) -> None:
+    run = _run(
+        client,
+        ctx,
+        trader,
+        {"strategy": "sma_cross", "symbols": ["GOOG"], "start": "2040-01-01T00:00:00Z"},
+    )
     assert run["status"] == "failed"
-    assert "no 1d candles for nasdaq:NOPE" in run["error"]
+    assert "GOOG" in run["error"]
     assert_problem(client.get(f"/backtests/{run['id']}/results", headers=trader.headers), 409)
     body = assert_problem(
         client.post(f"/backtests/{run['id']}/cancel", headers=trader.headers), 409
@@ -132,6 +151,7 @@ def test_missing_candles_fail_the_run_with_the_reason(
         ({"strategy": "sma_cross", "symbols": ["GOOG"], "metric": "luck"}, "metric"),
         ({"strategy": "sma_cross", "symbols": ["GOOG"], "config": {"fee": 0.5}}, "config.fee"),
         ({"strategy": "sma_cross", "symbols": []}, "symbols"),
+        ({"strategy": "sma_cross", "symbols": ["GOOG"], "timeframe": "zz"}, "timeframe"),
     ],
 )
 def test_bad_requests_name_the_field(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -21,6 +21,9 @@ from algotrendy.api.schemas import (
 )
 from algotrendy.errors import ParameterError
 from algotrendy.storage.relational.api_models import BacktestResultRow, BacktestRow
+
+if TYPE_CHECKING:
+    from algotrendy.storage.base import CandleStore
 
 router = APIRouter(prefix="/backtests", tags=["backtests"])
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -67,7 +70,7 @@ def _validate(body: BacktestRequest) -> None:
         try:
             combos = expand_grid(strat, body.grid).n_combos
         except ParameterError as exc:
-            raise invalid("grid", str(exc)) from None
+            raise invalid("grid", str(exc).removeprefix("grid: ")) from None
         if combos == 0:
             raise invalid("grid", "no valid parameter combination")
     # Metric names live beside the metric code (numpy): only starting a backtest loads it.
@@ -79,6 +82,23 @@ def _validate(body: BacktestRequest) -> None:
         raise invalid("end", "must be after start")
     if len(set(body.symbols)) != len(body.symbols):
         raise invalid("symbols", "a symbol is listed twice")
+    from algotrendy.data.normalise import timeframe_seconds
+
+    try:
+        timeframe_seconds(body.timeframe)
+    except ParameterError as exc:
+        raise invalid("timeframe", str(exc)) from None
+
+
+def _check_candles(body: BacktestRequest, candles: CandleStore | None, exchange: str) -> None:
+    """A symbol without stored candles fails now, naming it, rather than after the 202 in
+    the background. Not when `data` gives S3 locations (Step Functions reads those, and the
+    plan step checks they exist)."""
+    if body.data is not None or candles is None:
+        return
+    for i, symbol in enumerate(body.symbols):
+        if candles.last_timestamp(exchange, symbol, body.timeframe) is None:
+            raise invalid(f"symbols.{i}", f"no {body.timeframe} candles of {symbol} on {exchange}")
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=BacktestAccepted)
@@ -91,6 +111,7 @@ def start_backtest(
     backtest_id = uuid.uuid4().hex
     kind = "single" if body.grid is None else "sweep"
     exchange = body.exchange or ctx.settings.candle_exchange
+    _check_candles(body, ctx.candles, exchange)
     ctx.backtests.create(
         id=backtest_id,
         kind=kind,
