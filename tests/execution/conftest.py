@@ -4,15 +4,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from execution_helpers import engine_on
 
 from algotrendy.execution.brokers.base import Broker
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
+from algotrendy.execution.ports import StaticPrices
 from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager
 from algotrendy.storage.relational import create_db_engine, upgrade_database
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
 
 EngineFactory = Callable[..., ExecutionEngine]
 
@@ -33,14 +32,8 @@ def make_engine(tmp_path: Path, prices: StaticPrices) -> EngineFactory:
     ) -> ExecutionEngine:
         engine = create_db_engine(f"sqlite:///{db or tmp_path / 'engine.db'}")
         upgrade_database(engine)
-        return ExecutionEngine(
-            repo=SqlExecutionRepository(engine),
-            broker=broker or PaperBroker(prices, fee=0.001, state_path=broker_state),
-            risk=RiskManager(RiskConfig(account=limits or RiskLimits())),
-            prices=prices,
-            publisher=MemoryPublisher(),
-            retry=RetryPolicy(attempts=3, base_delay=0.0),
-            sleep=lambda _s: None,
-        )
+        broker = broker or PaperBroker(prices, fee=0.001, state_path=broker_state)
+        risk = RiskManager(RiskConfig(account=limits or RiskLimits()))
+        return engine_on(engine, broker, prices, risk)
 
     return build

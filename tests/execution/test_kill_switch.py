@@ -9,18 +9,17 @@ import time
 from typing import Any
 
 import pytest
+from execution_helpers import engine_on, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus
-from algotrendy.execution.brokers.base import Broker, BrokerOrder
+from algotrendy.execution.brokers.base import BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import KILL_SWITCH_KEY, ExecutionEngine
 from algotrendy.execution.errors import RetryableBrokerError, SubmitTimeoutError
 from algotrendy.execution.ports import MemoryPublisher, StaticPrices
 from algotrendy.execution.risk import RiskConfig, RiskDecision, RiskManager, RiskSnapshot
 from algotrendy.storage.relational.api_repositories import ConfigurationRepository
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
 
 KILLED = "risk: kill switch is on: no new orders"
 
@@ -36,20 +35,6 @@ def resting(n: int) -> OrderIntent:
     return intent(n, order_type="limit", limit_price=50.0)
 
 
-def engine(
-    db: Engine, broker: Broker, prices: StaticPrices, risk: RiskManager | None = None
-) -> ExecutionEngine:
-    return ExecutionEngine(
-        repo=SqlExecutionRepository(db),
-        broker=broker,
-        risk=risk or RiskManager(RiskConfig()),
-        prices=prices,
-        publisher=MemoryPublisher(),
-        retry=RetryPolicy(attempts=3, base_delay=0.0),
-        sleep=lambda _s: None,
-    )
-
-
 def alerts(eng: ExecutionEngine, kind: str) -> list[str]:
     assert isinstance(eng.publisher, MemoryPublisher)
     return [a["message"] for a in eng.publisher.topic("alerts") if a["kind"] == kind]
@@ -57,18 +42,18 @@ def alerts(eng: ExecutionEngine, kind: str) -> list[str]:
 
 def test_switch_survives_a_restart(db_engine: Engine, prices: StaticPrices) -> None:
     broker = PaperBroker(prices, fee=0.0)
-    eng = engine(db_engine, broker, prices)
+    eng = engine_on(db_engine, broker, prices)
     eng.start()
     eng.set_kill_switch(True, actor="ops")
 
-    restarted = engine(db_engine, broker, prices)
+    restarted = engine_on(db_engine, broker, prices)
     restarted.start()
     assert restarted.kill_switch is True
     blocked = restarted.process(intent(1))
     assert (blocked.status, blocked.reason) == (OrderStatus.REJECTED, KILLED)
 
     restarted.set_kill_switch(False, actor="ops")
-    again = engine(db_engine, broker, prices)
+    again = engine_on(db_engine, broker, prices)
     again.start()
     assert again.kill_switch is False
     assert again.process(intent(2)).status is OrderStatus.FILLED
@@ -77,7 +62,7 @@ def test_switch_survives_a_restart(db_engine: Engine, prices: StaticPrices) -> N
 def test_switch_stays_on_when_turning_it_off_cannot_be_saved(
     db_engine: Engine, prices: StaticPrices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    eng = engine(db_engine, PaperBroker(prices, fee=0.0), prices)
+    eng = engine_on(db_engine, PaperBroker(prices, fee=0.0), prices)
     eng.start()
     eng.set_kill_switch(True)
 
@@ -92,7 +77,7 @@ def test_switch_stays_on_when_turning_it_off_cannot_be_saved(
 
 def test_unreadable_saved_switch_counts_as_on(db_engine: Engine, prices: StaticPrices) -> None:
     ConfigurationRepository(db_engine).set(KILL_SWITCH_KEY, "off", "someone")
-    eng = engine(db_engine, PaperBroker(prices, fee=0.0), prices)
+    eng = engine_on(db_engine, PaperBroker(prices, fee=0.0), prices)
     eng.start()
     assert eng.kill_switch is True
     assert alerts(eng, "kill_switch") == ["saved kill switch 'off' is not {'on': bool}: ON"]
@@ -124,7 +109,7 @@ def test_sweep_goes_past_an_order_the_broker_does_not_know(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
     broker = Flaky(prices, fee=0.0)
-    eng = engine(db_engine, broker, prices)
+    eng = engine_on(db_engine, broker, prices)
     eng.start()
     broker.down = True
     unknown = eng.process(intent(1))  # the broker never got it, and cannot be asked
@@ -146,7 +131,7 @@ def test_restart_with_the_switch_on_sweeps_what_is_still_working(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
     broker = Flaky(prices, fee=0.0)
-    eng = engine(db_engine, broker, prices)
+    eng = engine_on(db_engine, broker, prices)
     eng.start()
     working = eng.process(resting(1))
     broker.no_cancel = True
@@ -154,11 +139,9 @@ def test_restart_with_the_switch_on_sweeps_what_is_still_working(
     assert "cancel endpoint down" in alerts(eng, "kill_switch_incomplete")[0]
 
     broker.no_cancel = False
-    restarted = engine(db_engine, broker, prices)
+    restarted = engine_on(db_engine, broker, prices)
     restarted.start()
-    stored = restarted.repo.get_order(working.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.CANCELLED
+    assert stored_order(restarted, working.client_order_id).status is OrderStatus.CANCELLED
 
 
 class SwitchAfterCheck(RiskManager):
@@ -177,7 +160,7 @@ def test_switch_between_risk_check_and_submit_stops_the_submit(
 ) -> None:
     broker = PaperBroker(prices, fee=0.0)
     risk = SwitchAfterCheck(RiskConfig())
-    eng = engine(db_engine, broker, prices, risk)
+    eng = engine_on(db_engine, broker, prices, risk)
     risk.engine = eng
     eng.start()
     order = eng.process(intent(1, qty=5))
@@ -185,9 +168,7 @@ def test_switch_between_risk_check_and_submit_stops_the_submit(
     assert order.reason == "kill switch turned on before submit: not sent to the broker"
     assert broker.get_order(order.client_order_id) is None
     assert eng.book.account_quantity("default", "BTC/USDT") == 0.0
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.REJECTED
+    assert stored_order(eng, order.client_order_id).status is OrderStatus.REJECTED
 
 
 class Slow(PaperBroker):
@@ -209,7 +190,7 @@ def test_switch_waits_for_a_submit_under_way_then_cancels_its_order(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
     broker = Slow(prices)
-    eng = engine(db_engine, broker, prices)
+    eng = engine_on(db_engine, broker, prices)
     eng.start()
     out: dict[str, Any] = {}
 
@@ -235,16 +216,14 @@ def test_switch_waits_for_a_submit_under_way_then_cancels_its_order(
     remote = broker.get_order(order.client_order_id)
     assert remote is not None
     assert remote.status is OrderStatus.CANCELLED
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.CANCELLED
+    assert stored_order(eng, order.client_order_id).status is OrderStatus.CANCELLED
 
 
 def test_switch_during_a_batch_stops_the_orders_not_yet_submitted(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
     broker = Slow(prices)
-    eng = engine(db_engine, broker, prices)
+    eng = engine_on(db_engine, broker, prices)
     eng.start()
     out: dict[str, Any] = {}
     batch = threading.Thread(

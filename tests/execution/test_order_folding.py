@@ -8,15 +8,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from execution_helpers import engine_on, manager, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus, TimeInForce
 from algotrendy.execution.brokers.base import BrokerFill, BrokerOrder, BrokerPosition
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
+from algotrendy.execution.ports import StaticPrices
 
 S = OrderStatus
 
@@ -78,12 +76,8 @@ Build = Callable[[Venue], ExecutionEngine]
 @pytest.fixture
 def build(db_engine: Engine) -> Build:
     def make(venue: Venue) -> ExecutionEngine:
-        return ExecutionEngine(
-            repo=SqlExecutionRepository(db_engine), broker=venue,
-            risk=RiskManager(RiskConfig(account=RiskLimits(max_position=10))),
-            prices=StaticPrices({"BTC/USDT": 100.0}), publisher=MemoryPublisher(),
-            retry=RetryPolicy(attempts=3, base_delay=0.0), sleep=lambda _s: None,
-        )  # fmt: skip
+        prices = StaticPrices({"BTC/USDT": 100.0})
+        return engine_on(db_engine, venue, prices, manager(max_position=10))
 
     return make
 
@@ -106,9 +100,7 @@ def test_ioc_the_venue_expires_unfilled_ends_expired(build: Build) -> None:
     eng.start()
     order = eng.process(ioc(1, 10))
     assert order.status is S.EXPIRED
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
-    assert stored.status is S.EXPIRED
+    assert stored_order(eng, order.client_order_id).status is S.EXPIRED
     assert eng._open == {}
     venue.ends = None
     assert eng.process(buy(2, 1)).status is S.SUBMITTED  # 0 + 1 <= 10, nothing reserved
@@ -140,9 +132,7 @@ def test_every_terminal_answer_to_a_submit_ends_the_order(build: Build, ends: Or
     eng.start()
     order = eng.process(buy(1, 2))
     assert order.status is ends
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
-    assert stored.status is ends
+    assert stored_order(eng, order.client_order_id).status is ends
     assert eng._open == {}
 
 
@@ -168,8 +158,7 @@ def test_an_older_update_after_a_newer_one_never_moves_figures_back(build: Build
     last = Venue.fill(first, 6.0, 101.0)  # filled, 10
     eng.on_broker_update(last)
     eng.on_broker_update(first)  # delivered late
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
+    stored = stored_order(eng, order.client_order_id)
     assert (stored.status, stored.filled_quantity) == (S.FILLED, 10.0)
     assert stored.avg_fill_price == pytest.approx(100.6)
     assert eng.book.account_quantity("default", "BTC/USDT") == pytest.approx(10.0)
@@ -186,6 +175,5 @@ def test_an_older_update_never_shrinks_an_open_orders_fill(build: Build) -> None
     eng.on_broker_update(two)  # delivered late
     live = eng._open[order.client_order_id]
     assert (live.status, live.filled_quantity, live.remaining) == (S.PARTIALLY_FILLED, 7.0, 3.0)
-    stored = eng.repo.get_order(order.client_order_id)
-    assert stored is not None
+    stored = stored_order(eng, order.client_order_id)
     assert stored.filled_quantity == 7.0

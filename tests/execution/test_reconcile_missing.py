@@ -8,16 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from execution_helpers import engine_on, manager, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
 from algotrendy.execution.brokers.base import BrokerFill, BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
 from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
 
 
 class ForgetfulVenue(PaperBroker):
@@ -45,12 +43,7 @@ def venue() -> ForgetfulVenue:
 @pytest.fixture
 def build(db_engine: Engine, venue: ForgetfulVenue) -> Build:
     def make() -> ExecutionEngine:
-        return ExecutionEngine(
-            repo=SqlExecutionRepository(db_engine), broker=venue,
-            risk=RiskManager(RiskConfig(account=RiskLimits(max_open_orders=1))), prices=PRICES,
-            publisher=MemoryPublisher(), retry=RetryPolicy(attempts=3, base_delay=0.0),
-            sleep=lambda _s: None,
-        )  # fmt: skip
+        return engine_on(db_engine, venue, PRICES, manager(max_open_orders=1))
 
     return make
 
@@ -83,9 +76,7 @@ def test_submitted_order_missing_at_broker_is_reported_and_kept_reserved(
     ]
     assert alerts(eng) == notes
     assert eng._open[coid].status is OrderStatus.UNKNOWN
-    stored = eng.repo.get_order(coid)
-    assert stored is not None
-    assert stored.status is OrderStatus.UNKNOWN
+    assert stored_order(eng, coid).status is OrderStatus.UNKNOWN
     # A miss may be a lookup gap: the order may still work at the venue, so it still counts.
     assert eng.process(resting(2)).reason == "risk: max open orders reached (1/1)"
 
@@ -113,9 +104,7 @@ def test_missed_again_after_the_grace_period_the_order_ends(
         "two reconciliations: presumed ended at the venue (check it there)"
     ]
     assert later._open == {}
-    stored = later.repo.get_order(order.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.CANCELLED
+    assert stored_order(later, order.client_order_id).status is OrderStatus.CANCELLED
     assert later.process(resting(2)).status is OrderStatus.SUBMITTED
 
 
@@ -153,8 +142,7 @@ def test_partly_filled_order_missing_keeps_its_fills(build: Build, venue: Forget
     third = build()
     third.missing_order_grace = timedelta(0)
     assert third.start()[0].startswith(f"{order.client_order_id}: unknown -> cancelled: ")
-    stored = third.repo.get_order(order.client_order_id)
-    assert stored is not None
+    stored = stored_order(third, order.client_order_id)
     assert (stored.status, stored.filled_quantity) == (OrderStatus.CANCELLED, 1.0)
     assert [f.broker_fill_id for f in third.repo.fills_for(order.client_order_id)] == ["F1"]
     assert third._open == {}

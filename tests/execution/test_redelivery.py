@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from execution_helpers import engine_on, manager, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.brokers.base import BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
 from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager
 from algotrendy.messaging import InMemoryQueue, send_intent
 from algotrendy.messaging.base import QueueMessage
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
 
 
 class DropsConnection(PaperBroker):
@@ -41,12 +39,7 @@ def build(db_engine: Engine) -> Build:
     def make(failures: int) -> tuple[ExecutionEngine, DropsConnection]:
         prices = StaticPrices({"BTC/USDT": 100.0})
         broker = DropsConnection(prices, failures)
-        engine = ExecutionEngine(
-            repo=SqlExecutionRepository(db_engine), broker=broker,
-            risk=RiskManager(RiskConfig(account=RiskLimits(max_position=1))), prices=prices,
-            publisher=MemoryPublisher(), retry=RetryPolicy(attempts=3, base_delay=0.0),
-            sleep=lambda _s: None,
-        )  # fmt: skip
+        engine = engine_on(db_engine, broker, prices, manager(max_position=1))
         engine.start()
         return engine, broker
 
@@ -73,9 +66,7 @@ def test_new_order_the_broker_never_got_is_submitted_on_redelivery(build: Build)
     msg = message(BUY)
     assert eng.handle(msg) is False  # kept for redelivery
     assert alerts(eng) == ["submit_failed"]
-    stored = eng.repo.get_order(BUY.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.NEW
+    assert stored_order(eng, BUY.client_order_id).status is OrderStatus.NEW
 
     assert eng.handle(msg) is True  # the redelivery places it
     order = eng.repo.get_order(BUY.client_order_id)

@@ -3,30 +3,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from execution_helpers import FLAT, manager
 from hypothesis import given
 from hypothesis import strategies as st
 
 from algotrendy.domain.orders import OrderIntent
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager, RiskSnapshot
-
-FLAT = RiskSnapshot(
-    position=0.0,
-    open_buy_quantity=0.0,
-    open_sell_quantity=0.0,
-    open_orders=0,
-    price=100.0,
-    daily_pnl=0.0,
-)
+from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager
 
 
 def intent(side: str = "buy", qty: float = 1.0, **kw: object) -> OrderIntent:
     return OrderIntent.model_validate(
         {"intent_id": "intent-001", "symbol": "BTC/USDT", "side": side, "quantity": qty, **kw}
     )
-
-
-def manager(**limits: object) -> RiskManager:
-    return RiskManager(RiskConfig(account=RiskLimits.model_validate(limits)))
 
 
 def test_no_limits_approves() -> None:

@@ -7,35 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from execution_helpers import FLAT, engine_on, intent, manager
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
-from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager, RiskSnapshot
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
-
-FLAT = RiskSnapshot(
-    position=0.0,
-    open_buy_quantity=0.0,
-    open_sell_quantity=0.0,
-    open_orders=0,
-    price=100.0,
-    daily_pnl=0.0,
-)
-
-
-def intent(side: str, qty: float, n: int = 1, **kw: object) -> OrderIntent:
-    return OrderIntent.model_validate(
-        {"intent_id": f"intent-{n:05d}", "symbol": "BTC/USDT", "side": side, "quantity": qty,
-         **kw}
-    )  # fmt: skip
-
-
-def manager(**limits: object) -> RiskManager:
-    return RiskManager(RiskConfig(account=RiskLimits.model_validate(limits)))
+from algotrendy.execution.ports import StaticPrices
 
 
 @pytest.mark.parametrize(
@@ -87,17 +64,8 @@ def test_no_market_price_refuses_what_cannot_be_bounded() -> None:
 def test_far_limit_and_stop_cannot_slip_past_notional_limits(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
-    eng = ExecutionEngine(
-        repo=SqlExecutionRepository(db_engine),
-        broker=PaperBroker(prices, fee=0.0),
-        risk=RiskManager(
-            RiskConfig(account=RiskLimits(max_order_notional=1000, max_notional=1000))
-        ),
-        prices=prices,
-        publisher=MemoryPublisher(),
-        retry=RetryPolicy(attempts=3, base_delay=0.0),
-        sleep=lambda _s: None,
-    )
+    risk = manager(max_order_notional=1000, max_notional=1000)
+    eng = engine_on(db_engine, PaperBroker(prices, fee=0.0), prices, risk)
     eng.start()
     sell = eng.process(intent("sell", 1000, n=1, order_type="limit", limit_price=0.01))
     assert sell.status is OrderStatus.REJECTED

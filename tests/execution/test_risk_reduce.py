@@ -8,49 +8,21 @@ import time
 from dataclasses import replace
 
 import pytest
+from execution_helpers import FLAT, engine_on, intent, manager
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from algotrendy.domain.orders import OrderIntent, OrderStatus
+from algotrendy.domain.orders import OrderStatus
 from algotrendy.execution.brokers.paper import PaperBroker
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager, RiskSnapshot
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
+from algotrendy.execution.ports import StaticPrices
 
-LONG_10 = RiskSnapshot(
-    position=10.0,
-    open_buy_quantity=0.0,
-    open_sell_quantity=0.0,
-    open_orders=0,
-    price=100.0,
-    daily_pnl=0.0,
-)
+LONG_10 = replace(FLAT, position=10.0)
 
 
-def intent(side: str, qty: float, n: int = 1, **kw: object) -> OrderIntent:
-    return OrderIntent.model_validate(
-        {"intent_id": f"intent-{n:05d}", "symbol": "BTC/USDT", "side": side, "quantity": qty,
-         **kw}
-    )  # fmt: skip
-
-
-def manager(**limits: object) -> RiskManager:
-    return RiskManager(RiskConfig(account=RiskLimits.model_validate(limits)))
-
-
-def engine(db: Engine, prices: StaticPrices, limits: RiskLimits) -> ExecutionEngine:
-    return ExecutionEngine(
-        repo=SqlExecutionRepository(db),
-        broker=PaperBroker(prices, fee=0.0),
-        risk=RiskManager(RiskConfig(account=limits)),
-        prices=prices,
-        publisher=MemoryPublisher(),
-        retry=RetryPolicy(attempts=3, base_delay=0.0),
-        sleep=lambda _s: None,
-    )
+def engine(db: Engine, prices: StaticPrices, **limits: object) -> ExecutionEngine:
+    return engine_on(db, PaperBroker(prices, fee=0.0), prices, manager(**limits))
 
 
 # -- the risk manager alone --------------------------------------------------------------
@@ -141,7 +113,7 @@ def test_reserved_exposure_never_passes_limit_or_zero(
 
 # -- the audit's scenarios, end to end on both databases ---------------------------------
 def test_batch_of_reduce_only_sells_cannot_flip(db_engine: Engine, prices: StaticPrices) -> None:
-    eng = engine(db_engine, prices, RiskLimits(max_position=10))
+    eng = engine(db_engine, prices, max_position=10)
     eng.start()
     assert eng.process(intent("buy", 10, n=1)).status is OrderStatus.FILLED
     closes = [intent("sell", 10, n=10 + i, reduce_only=True) for i in range(3)]
@@ -154,7 +126,7 @@ def test_batch_of_reduce_only_sells_cannot_flip(db_engine: Engine, prices: Stati
 def test_resting_sells_cannot_stack_past_the_limits(
     db_engine: Engine, prices: StaticPrices
 ) -> None:
-    eng = engine(db_engine, prices, RiskLimits(max_position=10, max_open_orders=2))
+    eng = engine(db_engine, prices, max_position=10, max_open_orders=2)
     eng.start()
     eng.process(intent("buy", 10, n=1))
     results = [
@@ -172,7 +144,7 @@ def test_resting_sells_cannot_stack_past_the_limits(
 
 
 def test_flip_after_daily_loss_limit_is_rejected(db_engine: Engine, prices: StaticPrices) -> None:
-    eng = engine(db_engine, prices, RiskLimits(daily_loss_limit=50))
+    eng = engine(db_engine, prices, daily_loss_limit=50)
     eng.start()
     eng.process(intent("buy", 10, n=1))
     prices.set("BTC/USDT", 90.0)  # unrealised -100: the limit is reached

@@ -9,16 +9,14 @@ from typing import Any, ClassVar
 
 import ccxt
 import pytest
+from execution_helpers import engine_on, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus, Side
 from algotrendy.execution.brokers.ccxt_broker import CcxtBroker
 from algotrendy.execution.brokers.ratelimit import RateLimiter
-from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
-from algotrendy.execution.risk import RiskConfig, RiskManager
-from algotrendy.storage.relational.repositories import SqlExecutionRepository
+from algotrendy.execution.ports import StaticPrices
 
 
 class LaggingBinance:
@@ -71,11 +69,7 @@ def venue() -> LaggingBinance:
 def engine(db_engine: Engine, venue: LaggingBinance) -> ExecutionEngine:
     broker = CcxtBroker("binance", exchange=venue, limiter=RateLimiter({}),  # type: ignore[arg-type]
                         symbols=["BTC/USDT"])  # fmt: skip
-    eng = ExecutionEngine(
-        repo=SqlExecutionRepository(db_engine), broker=broker, risk=RiskManager(RiskConfig()),
-        prices=StaticPrices({"BTC/USDT": 100.0}), publisher=MemoryPublisher(),
-        retry=RetryPolicy(attempts=3, base_delay=0.0), sleep=lambda _s: None,
-    )  # fmt: skip
+    eng = engine_on(db_engine, broker, StaticPrices({"BTC/USDT": 100.0}))
     eng.start()
     return eng
 
@@ -90,9 +84,7 @@ def test_duplicate_not_yet_visible_leaves_the_order_unknown(
     assert order.status is OrderStatus.UNKNOWN, order.reason
     assert venue.creates == 3  # one placed, then refused as duplicates: never twice
     assert BUY.client_order_id in engine._open  # still reserving, still looked up
-    stored = engine.repo.get_order(BUY.client_order_id)
-    assert stored is not None
-    assert stored.status is OrderStatus.UNKNOWN
+    assert stored_order(engine, BUY.client_order_id).status is OrderStatus.UNKNOWN
 
 
 def test_reconciliation_books_the_order_once_the_venue_shows_it(

@@ -5,6 +5,7 @@ queue."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,38 +71,49 @@ def btc(btc_1m: pd.DataFrame) -> pd.DataFrame:
     return btc_1m.iloc[:3000]
 
 
-def runner(
-    store: LocalCandleStore,
-    cache: MemoryCache | None,
-    queue: InMemoryQueue,
-    btc: pd.DataFrame,
-    clock: list[datetime],
-    **overrides: Any,
-) -> Any:
-    channel = FrameChannel("fakex", {"BTC/USDT": btc})
+@pytest.fixture
+def clock(btc: pd.DataFrame) -> list[datetime]:
+    """The runs' clock, a list the test moves on: first 20 s into bar 1001, so bar 1000
+    is the last closed one."""
+    return [btc.index[1001].to_pydatetime() + timedelta(seconds=20)]
 
-    def run() -> IngestGroupResult:
-        return run_ingest_group(
-            group(**overrides),
-            stores=[store],
-            cache=cache,
-            signals=queue,
-            channel_factory=lambda name, settings: channel,
-            now=lambda: clock[0],
-        )
 
-    return run
+Runner = Callable[..., Callable[[], IngestGroupResult]]
+
+
+@pytest.fixture
+def runner(btc: pd.DataFrame, clock: list[datetime]) -> Runner:
+    """`runner(store, cache, queue, **group_overrides)`: a scheduled run of the group over
+    `btc` served by a fake channel, at `clock[0]`."""
+
+    def make(
+        store: LocalCandleStore, cache: MemoryCache | None, queue: InMemoryQueue, **overrides: Any
+    ) -> Callable[[], IngestGroupResult]:
+        channel = FrameChannel("fakex", {"BTC/USDT": btc})
+
+        def run() -> IngestGroupResult:
+            return run_ingest_group(
+                group(**overrides),
+                stores=[store],
+                cache=cache,
+                signals=queue,
+                channel_factory=lambda name, settings: channel,
+                now=lambda: clock[0],
+            )
+
+        return run
+
+    return make
 
 
 def test_bars_whose_announcement_failed_are_announced_by_the_next_run(
-    tmp_path: Path, btc: pd.DataFrame
+    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
     store = LocalCandleStore(tmp_path, fsync=False)
     cache = MemoryCache()
     queue = FlakyQueue("signals")
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
-    run = runner(store, cache, queue, btc, clock)
+    run = runner(store, cache, queue)
     run()  # first run: t[1000] announced
     assert last_announced(cache, "fakex", "BTC/USDT", "1m") == t[1000].to_pydatetime()
 
@@ -129,14 +141,13 @@ def test_bars_whose_announcement_failed_are_announced_by_the_next_run(
 
 
 def test_a_failed_announcement_is_retried_even_when_no_new_bar_closed(
-    tmp_path: Path, btc: pd.DataFrame
+    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
     store = LocalCandleStore(tmp_path, fsync=False)
     cache = MemoryCache()
     queue = FlakyQueue("signals")
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
-    run = runner(store, cache, queue, btc, clock)
+    run = runner(store, cache, queue)
     run()
     queue.down = True
     clock[0] += 2 * MINUTE
@@ -151,15 +162,14 @@ def test_a_failed_announcement_is_retried_even_when_no_new_bar_closed(
 
 
 def test_without_a_watermark_a_run_announces_its_own_new_bars(
-    tmp_path: Path, btc: pd.DataFrame
+    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
     """The cache lost the watermark (or holds garbage): the pre-watermark rule applies."""
     store = LocalCandleStore(tmp_path, fsync=False)
     cache = MemoryCache()
     queue = InMemoryQueue("signals")
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
-    run = runner(store, cache, queue, btc, clock)
+    run = runner(store, cache, queue)
     run()
     cache.put(ANNOUNCED_NAMESPACE, "fakex:BTC/USDT:1m", {"last_bar": "garbled"})
     clock[0] += 2 * MINUTE
@@ -168,12 +178,13 @@ def test_without_a_watermark_a_run_announces_its_own_new_bars(
     assert (msg.new_since, msg.last_bar) == (t[1001].to_pydatetime(), t[1002].to_pydatetime())
 
 
-def test_new_bars_count_even_before_the_store_shows_them(tmp_path: Path, btc: pd.DataFrame) -> None:
+def test_new_bars_count_even_before_the_store_shows_them(
+    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
+) -> None:
     store = LaggingStore(tmp_path)
     queue = InMemoryQueue("signals")
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
-    run = runner(store, None, queue, btc, clock)  # no cache: no watermark either
+    run = runner(store, None, queue)  # no cache: no watermark either
     run()
     store.lagging = True
     clock[0] += 3 * MINUTE
@@ -185,14 +196,13 @@ def test_new_bars_count_even_before_the_store_shows_them(tmp_path: Path, btc: pd
 
 
 def test_an_outage_longer_than_the_backfill_leaves_no_gap(
-    tmp_path: Path, btc: pd.DataFrame
+    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
     store = LocalCandleStore(tmp_path, fsync=False)
     cache = MemoryCache()
     queue = InMemoryQueue("signals")
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
-    run = runner(store, cache, queue, btc, clock, backfill_bars=120)
+    run = runner(store, cache, queue, backfill_bars=120)
     run()
     clock[0] += timedelta(hours=3)  # 180 bars > backfill_bars
     outcome = run().outcomes[0]

@@ -4,13 +4,16 @@
   uses for ILP/HTTP: `GET /settings` (protocol negotiation; the reply has the shape
   QuestDB's own `SettingsEndpointTest` pins: `{"config": {"line.proto.support.versions":
   [1, 2], ...}}`) and `POST /write` (records the body, answers 204 as QuestDB does).
-- `parse_ilp`: an independent ILP v1/v2 parser (text fields; v2 binary doubles are
-  `name==` + type byte 16 + 8 little-endian bytes; timestamps suffixed `t` are
-  microseconds, `n` or bare designated timestamps nanoseconds).
+- `parse_ilp`: an independent ILP v1/v2 parser, written from the ILP reference (text
+  fields; quoted string fields with backslash escapes; v2 binary doubles are `name==` +
+  type byte 16 + 8 little-endian bytes; timestamps suffixed `t` are microseconds, `n` or
+  bare designated timestamps nanoseconds).
 - `FakeQuestDB`: a table with QuestDB's `DEDUP UPSERT KEYS(ts, exchange, symbol,
   timeframe)` semantics (last write wins, at microsecond resolution as TIMESTAMP stores),
   fed by the HTTP server, and a PGWire stand-in (`connect`) that answers exactly the SQL
   the store is pinned to run and records every call. Any other SQL fails the test.
+- `FakeConnection`: that PGWire stand-in, for any fake table with `calls`, `created`,
+  `lock`, `ddl` and `select` (the news table's fake, `qdb_news_fake`, uses it too).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from algotrendy.storage.questdb_store import LAST_TS_SQL, READ_SQL, SCHEMA_DDL
 
@@ -41,7 +44,7 @@ SETTINGS = {
 Row = tuple[str, dict[str, str], dict[str, Any], int | None]  # table, tags, fields, ts ns
 
 
-def _token(buf: bytes, i: int, stops: bytes) -> tuple[str, int]:
+def read_token(buf: bytes, i: int, stops: bytes) -> tuple[str, int]:
     out = bytearray()
     while i < len(buf) and buf[i] not in stops:
         if buf[i] == ord("\\") and i + 1 < len(buf):
@@ -51,29 +54,45 @@ def _token(buf: bytes, i: int, stops: bytes) -> tuple[str, int]:
     return out.decode("utf-8"), i
 
 
+def read_string(buf: bytes, i: int) -> tuple[str, int]:
+    """A quoted ILP string starting at the opening quote; returns the text and the index
+    after the closing quote."""
+    assert buf[i] == ord('"')
+    out = bytearray()
+    i += 1
+    while buf[i] != ord('"'):
+        if buf[i] == ord("\\"):
+            i += 1
+        out.append(buf[i])
+        i += 1
+    return out.decode("utf-8"), i + 1
+
+
 def parse_ilp(buf: bytes) -> list[Row]:
     rows: list[Row] = []
     i = 0
     while i < len(buf):
-        table, i = _token(buf, i, b", ")
+        table, i = read_token(buf, i, b", ")
         tags: dict[str, str] = {}
         while buf[i] == ord(","):
-            key, i = _token(buf, i + 1, b"=")
-            value, i = _token(buf, i + 1, b", ")
+            key, i = read_token(buf, i + 1, b"=")
+            value, i = read_token(buf, i + 1, b", ")
             tags[key] = value
         assert buf[i] == ord(" "), f"expected a space before fields at byte {i}"
         i += 1
         fields: dict[str, Any] = {}
         while True:
-            key, i = _token(buf, i, b"=")
+            key, i = read_token(buf, i, b"=")
             i += 1
             if buf[i] == ord("="):  # v2 binary value
                 kind = buf[i + 1]
                 assert kind == 16, f"unsupported binary type {kind}"
                 fields[key] = struct.unpack_from("<d", buf, i + 2)[0]
                 i += 10
+            elif buf[i] == ord('"'):
+                fields[key], i = read_string(buf, i)
             else:
-                raw, i = _token(buf, i, b", \n")
+                raw, i = read_token(buf, i, b", \n")
                 if raw.endswith("t"):
                     fields[key] = ("micros", int(raw[:-1]))
                 elif raw.endswith("n"):
@@ -88,7 +107,7 @@ def parse_ilp(buf: bytes) -> list[Row]:
             break
         ts: int | None = None
         if buf[i] == ord(" "):
-            raw, i = _token(buf, i + 1, b"\n")
+            raw, i = read_token(buf, i + 1, b"\n")
             if raw.endswith("t"):
                 ts = int(raw[:-1]) * 1000
             elif raw.endswith("n"):
@@ -187,6 +206,7 @@ class FakeQuestDB:
     calls: list[tuple[str, tuple[Any, ...] | None]] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    ddl: tuple[str, ...] = SCHEMA_DDL
 
     def ingest(self, body: bytes) -> None:
         with self.lock:
@@ -205,8 +225,24 @@ class FakeQuestDB:
     def rows(self) -> Iterator[tuple[tuple[int, str, str, str], tuple[float, ...]]]:
         yield from sorted(self.table.items())
 
+    def select(self, query: str, args: tuple[Any, ...] | None) -> list[tuple[Any, ...]]:
+        if query == READ_SQL:
+            assert args is not None
+            exchange, symbol, timeframe, lo, hi = args
+            a, b = naive_micros(lo), naive_micros(hi)
+            return [
+                (EPOCH + timedelta(microseconds=k[0]), *v)
+                for k, v in self.rows()
+                if k[1:] == (exchange, symbol, timeframe) and a <= k[0] < b
+            ]
+        if query == LAST_TS_SQL:
+            assert args is not None
+            times = [k[0] for k, _ in self.rows() if k[1:] == args]
+            return [(EPOCH + timedelta(microseconds=max(times)),)] if times else []
+        raise AssertionError(f"unexpected SQL: {query!r}")
 
-class _Result:
+
+class Result:
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self._rows = rows
 
@@ -214,42 +250,42 @@ class _Result:
         return self._rows
 
 
-_EPOCH = datetime(1970, 1, 1)
+EPOCH = datetime(1970, 1, 1)
 
 
-def _naive_micros(value: datetime) -> int:
+def naive_micros(value: datetime) -> int:
     assert value.tzinfo is None, "PGWire binds naive UTC datetimes"
-    return (value - _EPOCH) // timedelta(microseconds=1)
+    return (value - EPOCH) // timedelta(microseconds=1)
+
+
+class FakeTable(Protocol):
+    """What `FakeConnection` needs of a fake table."""
+
+    calls: list[tuple[str, tuple[Any, ...] | None]]
+    created: list[str]
+    lock: threading.Lock
+    ddl: tuple[str, ...]
+
+    def select(self, query: str, args: tuple[Any, ...] | None) -> list[tuple[Any, ...]]: ...
 
 
 class FakeConnection:
-    def __init__(self, db: FakeQuestDB) -> None:
+    """PGWire stand-in: records every statement, answers the table's DDL and pinned
+    queries (`select` fails the test on any other SQL)."""
+
+    def __init__(self, db: FakeTable) -> None:
         self.db = db
         self.closed = False
 
-    def execute(self, query: Any, params: Sequence[Any] | None = None) -> _Result:
+    def execute(self, query: Any, params: Sequence[Any] | None = None) -> Result:
         assert not self.closed
         args = None if params is None else tuple(params)
         self.db.calls.append((query, args))
-        if query in SCHEMA_DDL:
+        if query in self.db.ddl:
             self.db.created.append(query)
-            return _Result([])
+            return Result([])
         with self.db.lock:
-            if query == READ_SQL:
-                assert args is not None
-                exchange, symbol, timeframe, lo, hi = args
-                a, b = _naive_micros(lo), _naive_micros(hi)
-                out = [
-                    (_EPOCH + timedelta(microseconds=k[0]), *v)
-                    for k, v in self.db.rows()
-                    if k[1:] == (exchange, symbol, timeframe) and a <= k[0] < b
-                ]
-                return _Result(out)
-            if query == LAST_TS_SQL:
-                assert args is not None
-                times = [k[0] for k, _ in self.db.rows() if k[1:] == args]
-                return _Result([(_EPOCH + timedelta(microseconds=max(times)),)] if times else [])
-        raise AssertionError(f"unexpected SQL: {query!r}")
+            return Result(self.db.select(query, args))
 
     def close(self) -> None:
         self.closed = True

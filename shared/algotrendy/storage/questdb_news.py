@@ -15,16 +15,13 @@ regex (`symbols ~ $n`, a bind variable QuestDB accepts as a runtime-constant pat
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from algotrendy.domain.market import NewsItem
-from algotrendy.storage.base import StoreError, StoreUnavailableError, utc
+from algotrendy.storage.base import utc
 from algotrendy.storage.news import (
     check_items,
     check_read,
@@ -33,13 +30,7 @@ from algotrendy.storage.news import (
     symbol_pattern,
     with_symbols,
 )
-from algotrendy.storage.questdb_store import (
-    PgConnect,
-    _conf_addr,
-    _first_line,
-    _psycopg_connect,
-    _translate,
-)
+from algotrendy.storage.questdb_client import QuestDBClient, naive_bounds
 
 NEWS_TABLE: Final = "news"
 NEWS_DDL: Final = (
@@ -63,8 +54,6 @@ NEWS_READ_SYMBOL_SQL: Final = (
 )
 # Ids asked per existence query: keeps the SQL text small whatever the batch.
 KNOWN_CHUNK: Final = 200
-_MIN_TS: Final = datetime(1970, 1, 1)
-_MAX_TS: Final = datetime(9999, 12, 31)
 
 
 def _row_item(row: Sequence[Any]) -> tuple[uuid.UUID, datetime, NewsItem]:
@@ -81,98 +70,12 @@ def _row_item(row: Sequence[Any]) -> tuple[uuid.UUID, datetime, NewsItem]:
     return uuid.UUID(str(item_id)), when, item
 
 
-class QuestDBNewsStore:
-    """News store on QuestDB (the aws and vps shapes); configuration strings as for
-    `QuestDBCandleStore`."""
+class QuestDBNewsStore(QuestDBClient):
+    """News store on QuestDB (the aws and vps shapes); configuration strings and
+    `from_url` as `QuestDBClient`."""
 
-    name = "questdb"
-
-    def __init__(
-        self,
-        ilp_conf: str,
-        pg_conninfo: str,
-        *,
-        connect: PgConnect = _psycopg_connect,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        if not ilp_conf.startswith(("http::", "https::")):
-            raise StoreError(
-                f"questdb news store: ILP config must use http:: or https:: "
-                f"(got {ilp_conf[:12]!r}); ILP over TCP cannot report rejected rows"
-            )
-        self.ilp_conf = ilp_conf
-        self.pg_conninfo = pg_conninfo
-        self._connect = connect
-        self._now = now
-        self._schema_ready = False
-        self.address = _conf_addr(ilp_conf)
-        self._sender: Any = None
-        self._sender_lock = threading.Lock()
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        pg_port: int = 8812,
-        user: str = "admin",
-        password: str = "quest",
-        **kwargs: Any,
-    ) -> QuestDBNewsStore:
-        """Store for a QuestDB at `url` (`http://host:9000`), as `QuestDBCandleStore`."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StoreError(f"questdb store: URL must look like http://host:9000, got {url!r}")
-        conf = f"{parts.scheme}::addr={parts.hostname}:{parts.port or 9000};"
-        pg = (
-            f"host={parts.hostname} port={pg_port} user={parts.username or user} "
-            f"password={parts.password or password} dbname=qdb"
-        )
-        return cls(conf, pg, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"QuestDBNewsStore({self.address!r})"
-
-    # -- SQL -------------------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        try:
-            conn = self._connect(self.pg_conninfo)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"questdb at {self.address}: PGWire connection failed: {_first_line(exc)}"
-            ) from exc
-        try:
-            return conn.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"questdb at {self.address}: {_first_line(exc)}") from exc
-        finally:
-            conn.close()
-
-    def _execute(self, sql: str) -> None:
-        """A statement without rows (DDL): psycopg's fetchall would refuse it."""
-        import psycopg
-
-        try:
-            conn = self._connect(self.pg_conninfo)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"questdb at {self.address}: PGWire connection failed: {_first_line(exc)}"
-            ) from exc
-        try:
-            conn.execute(sql)
-        except psycopg.Error as exc:
-            raise StoreError(f"questdb at {self.address}: {_first_line(exc)}") from exc
-        finally:
-            conn.close()
-
-    def ensure_schema(self) -> None:
-        """Create the `news` table (with its dedup keys) if missing; once per store."""
-        if self._schema_ready:
-            return
-        self._execute(NEWS_DDL)
-        self._schema_ready = True
+    label = "questdb news store"
+    schema_ddl = (NEWS_DDL,)
 
     def _known(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[datetime, NewsItem]]:
         out: dict[uuid.UUID, tuple[datetime, NewsItem]] = {}
@@ -186,8 +89,6 @@ class QuestDBNewsStore:
 
     # -- port ------------------------------------------------------------------------
     def write(self, items: Sequence[NewsItem]) -> int:
-        from questdb import QuestDBError, Sender
-
         where = f"{self.name} news store"
         batch = merge_batch(check_items(items, where))
         if not batch:
@@ -206,31 +107,23 @@ class QuestDBNewsStore:
                 rows.append((key, when, merged))
         if rows:
             ingested_at = self._now()
-            with self._sender_lock:
-                try:
-                    if self._sender is None:
-                        sender: Any = Sender.from_conf(self.ilp_conf)
-                        sender.establish()
-                        self._sender = sender
-                    buffer = self._sender.new_buffer()
-                    for key, when, item in rows:
-                        buffer.row(
-                            NEWS_TABLE,
-                            symbols={"source": item.source},
-                            columns={
-                                "item_id": str(key),  # ILP text into the UUID column
-                                "title": item.title,
-                                "url": str(item.url),
-                                "summary": item.summary,
-                                "symbols": ",".join(item.symbols),
-                                "ingested_at": ingested_at,
-                            },
-                            at=when,
-                        )
-                    self._sender.flush(buffer, transactional=True)  # one transaction
-                except QuestDBError as exc:
-                    self._drop_sender()
-                    raise _translate(exc, self.address, where) from exc
+            with self._ilp_sender(where) as sender:
+                buffer = sender.new_buffer()
+                for key, when, item in rows:
+                    buffer.row(
+                        NEWS_TABLE,
+                        symbols={"source": item.source},
+                        columns={
+                            "item_id": str(key),  # ILP text into the UUID column
+                            "title": item.title,
+                            "url": str(item.url),
+                            "summary": item.summary,
+                            "symbols": ",".join(item.symbols),
+                            "ingested_at": ingested_at,
+                        },
+                        at=when,
+                    )
+                sender.flush(buffer, transactional=True)  # one transaction
         return sum(1 for key in batch if key not in known)
 
     def read(
@@ -242,28 +135,10 @@ class QuestDBNewsStore:
     ) -> list[NewsItem]:
         check_read(symbol, since, until, limit, f"{self.name} news store")
         self.ensure_schema()
-        lo = _MIN_TS if since is None else utc(since).replace(tzinfo=None)
-        hi = _MAX_TS if until is None else utc(until).replace(tzinfo=None)
+        lo, hi = naive_bounds(since, until)
         if symbol is None:
             records = self._query(NEWS_READ_SQL.format(limit=limit), (lo, hi))
         else:
             sql = NEWS_READ_SYMBOL_SQL.format(limit=limit)
             records = self._query(sql, (lo, hi, symbol_pattern(symbol)))
         return [_row_item(r)[2] for r in records]
-
-    def _drop_sender(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                sender.close(flush=False)
-
-    def close(self) -> None:
-        """Close the ILP connection (a later write opens a new one)."""
-        with self._sender_lock:
-            self._drop_sender()
-
-    def __enter__(self) -> QuestDBNewsStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -23,24 +23,22 @@ signal evaluator, which reads bars and never a frame, runs without pandas.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time as _time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from algotrendy.domain.bars import Bars
 from algotrendy.domain.market import CANDLE_FRAME_COLUMNS
-from algotrendy.storage.base import (
-    StoreError,
-    StoreUnavailableError,
-    check_candle_frame,
-    utc,
+from algotrendy.storage.base import StoreError, check_candle_frame, utc
+from algotrendy.storage.questdb_client import (
+    PgConnect,
+    QuestDBClient,
+    naive_bounds,
+    psycopg_connect,
 )
 
 if TYPE_CHECKING:
@@ -90,38 +88,8 @@ LAST_TS_SQL: Final = (
 )
 WAL_PENDING_SQL: Final = "SELECT sequencerTxn - writerTxn FROM wal_tables() WHERE name = %s"
 
-# Open bounds of a read: QuestDB TIMESTAMP is microseconds since 1970, so these are safe.
-_MIN_TS: Final = datetime(1970, 1, 1)
-_MAX_TS: Final = datetime(9999, 12, 31)
 # ILP/HTTP default max_buf_size is 100 MiB; a v2 candle row is ~180 bytes.
 DEFAULT_CHUNK_ROWS: Final = 100_000
-
-
-class _Cursor(Protocol):
-    def fetchall(self) -> list[tuple[Any, ...]]: ...
-
-
-class PgConnection(Protocol):
-    """What the store needs of a psycopg 3 connection (tests pass a recording fake)."""
-
-    def execute(self, query: Any, params: Sequence[Any] | None = None) -> _Cursor: ...
-
-    def close(self) -> None: ...
-
-
-PgConnect = Callable[[str], PgConnection]
-
-
-def _psycopg_connect(conninfo: str) -> PgConnection:
-    import psycopg
-
-    connection: PgConnection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    return connection
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def fill_ilp_buffer(buffer: Any, rows: pd.DataFrame) -> None:
@@ -149,111 +117,26 @@ def ilp_batches(buffer: Any, rows: pd.DataFrame, chunk_rows: int) -> Iterator[in
         yield len(chunk)
 
 
-class QuestDBCandleStore:
-    """Candle store on QuestDB (the aws and vps shapes).
+class QuestDBCandleStore(QuestDBClient):
+    """Candle store on QuestDB (the aws and vps shapes); configuration strings and
+    `from_url` as `QuestDBClient`."""
 
-    `ilp_conf` is a questdb client configuration string (`http::addr=host:9000;` plus
-    auth/TLS keys as needed); `pg_conninfo` a libpq connection string for the PGWire port
-    (`host=... port=8812 user=admin password=quest dbname=qdb`).
-    """
-
-    name = "questdb"
+    schema_ddl = SCHEMA_DDL  # ohlcv, ticks, trades, order_book
 
     def __init__(
         self,
         ilp_conf: str,
         pg_conninfo: str,
         *,
-        connect: PgConnect = _psycopg_connect,
+        connect: PgConnect = psycopg_connect,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        if not ilp_conf.startswith(("http::", "https::")):
-            raise StoreError(
-                f"questdb store: ILP config must use http:: or https:: (got {ilp_conf[:12]!r}); "
-                "ILP over TCP cannot report rejected rows"
-            )
-        self.ilp_conf = ilp_conf
-        self.pg_conninfo = pg_conninfo
-        self._connect = connect
+        super().__init__(ilp_conf, pg_conninfo, connect=connect, now=now)
         self.chunk_rows = chunk_rows
-        self._now = now
-        self._schema_ready = False
-        self.address = _conf_addr(ilp_conf)
-        self._sender: Any = None
-        self._sender_lock = threading.Lock()
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        pg_port: int = 8812,
-        user: str = "admin",
-        password: str = "quest",
-        **kwargs: Any,
-    ) -> QuestDBCandleStore:
-        """Store for a QuestDB at `url` (`http://host:9000`): ILP to that address, PGWire
-        to the same host on `pg_port` with QuestDB's default credentials unless given."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise StoreError(f"questdb store: URL must look like http://host:9000, got {url!r}")
-        port = parts.port or 9000
-        conf = f"{parts.scheme}::addr={parts.hostname}:{port};"
-        pg = (
-            f"host={parts.hostname} port={pg_port} user={parts.username or user} "
-            f"password={parts.password or password} dbname=qdb"
-        )
-        return cls(conf, pg, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"QuestDBCandleStore({self.address!r})"
-
-    # -- SQL -------------------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        try:
-            conn = self._connect(self.pg_conninfo)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"questdb at {self.address}: PGWire connection failed: {_first_line(exc)}"
-            ) from exc
-        try:
-            return conn.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"questdb at {self.address}: {_first_line(exc)}") from exc
-        finally:
-            conn.close()
-
-    def _execute(self, sql: str) -> None:
-        import psycopg
-
-        try:
-            conn = self._connect(self.pg_conninfo)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"questdb at {self.address}: PGWire connection failed: {_first_line(exc)}"
-            ) from exc
-        try:
-            conn.execute(sql)
-        except psycopg.Error as exc:
-            raise StoreError(f"questdb at {self.address}: {_first_line(exc)}") from exc
-        finally:
-            conn.close()
-
-    def ensure_schema(self) -> None:
-        """Create the tables (ohlcv, ticks, trades, order_book) if missing; once per store."""
-        if self._schema_ready:
-            return
-        for ddl in SCHEMA_DDL:
-            self._execute(ddl)
-        self._schema_ready = True
 
     # -- port ------------------------------------------------------------------------
     def write(self, frame: pd.DataFrame, exchange: str, symbol: str, timeframe: str) -> int:
-        from questdb import QuestDBError, Sender
-
         from algotrendy.data.enrich import enrich_candles
 
         where = f"{self.name} store {exchange} {symbol} {timeframe}"
@@ -265,39 +148,12 @@ class QuestDBCandleStore:
             frame, exchange=exchange, symbol=symbol, timeframe=timeframe, ingested_at=self._now()
         )
         self.ensure_schema()
-        with self._sender_lock:
-            try:
-                if self._sender is None:
-                    # One long-lived sender (the client's advice: each new one negotiates
-                    # the protocol again with GET /settings).
-                    sender: Any = Sender.from_conf(self.ilp_conf)
-                    sender.establish()
-                    self._sender = sender
-                buffer = self._sender.new_buffer()
-                for _ in ilp_batches(buffer, rows, self.chunk_rows):
-                    # One HTTP request per chunk, applied as one transaction.
-                    self._sender.flush(buffer, transactional=True)
-            except QuestDBError as exc:
-                self._drop_sender()
-                raise _translate(exc, self.address, where) from exc
+        with self._ilp_sender(where) as sender:
+            buffer = sender.new_buffer()
+            for _ in ilp_batches(buffer, rows, self.chunk_rows):
+                # One HTTP request per chunk, applied as one transaction.
+                sender.flush(buffer, transactional=True)
         return len(rows)
-
-    def _drop_sender(self) -> None:
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail too
-                sender.close(flush=False)
-
-    def close(self) -> None:
-        """Close the ILP connection (a later write opens a new one)."""
-        with self._sender_lock:
-            self._drop_sender()
-
-    def __enter__(self) -> QuestDBCandleStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def read(
         self,
@@ -337,8 +193,7 @@ class QuestDBCandleStore:
         open/high/low/close/volume: each row is one contiguous column, as `Bars` wants.
         The one conversion of PGWire rows, so `read` and `read_bars` cannot disagree."""
         self.ensure_schema()
-        lo = _MIN_TS if start is None else utc(start).replace(tzinfo=None)
-        hi = _MAX_TS if end is None else utc(end).replace(tzinfo=None)
+        lo, hi = naive_bounds(start, end)
         records = self._query(READ_SQL, (exchange, symbol, timeframe, lo, hi))
         # TIMESTAMP arrives without a zone (UTC by QuestDB's convention); accept a zoned
         # value too, should a server version send timestamptz. Python datetimes carry
@@ -371,14 +226,6 @@ class QuestDBCandleStore:
             _time.sleep(0.05)
 
 
-def _conf_addr(conf: str) -> str:
-    for part in conf.split("::", 1)[-1].split(";"):
-        key, _, value = part.partition("=")
-        if key.strip() == "addr":
-            return value.strip()
-    return "localhost:9000"
-
-
 def _last_per_time(frame: pd.DataFrame) -> pd.DataFrame:
     """Sorted rows with one row per open time, the last given winning (the same rule
     QuestDB's dedup applies across writes, made explicit within one write)."""
@@ -393,24 +240,3 @@ def _last_per_time(frame: pd.DataFrame) -> pd.DataFrame:
     last = np.ones(sorted_times.size, dtype=bool)
     last[:-1] = sorted_times[:-1] != sorted_times[1:]
     return frame.iloc[order[last]]
-
-
-# ProtocolVersionError: the client's `GET /settings` (protocol negotiation) failed, which is
-# what an unreachable server looks like before any row is sent.
-_UNAVAILABLE_CODES: Final = frozenset(
-    {
-        "CouldNotResolveAddr",
-        "SocketError",
-        "ConnectTimeout",
-        "TlsError",
-        "HandshakeError",
-        "ProtocolVersionError",
-    }
-)
-
-
-def _translate(exc: Any, address: str, where: str) -> StoreError:
-    code = getattr(getattr(exc, "code", None), "name", "")
-    if code in _UNAVAILABLE_CODES:
-        return StoreUnavailableError(f"questdb at {address}: unreachable ({_first_line(exc)})")
-    return StoreError(f"{where}: QuestDB rejected the write ({_first_line(exc)})")

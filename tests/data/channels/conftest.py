@@ -73,3 +73,23 @@ def fixture_json() -> Any:
         return json.loads((FIXTURES / relative).read_text())
 
     return load
+
+
+@pytest.fixture
+def binance_markets(http: responses.RequestsMock, fixture_json: Any) -> None:
+    """Binance spot markets, as ccxt loads them before its first request."""
+    http.add(
+        responses.GET,
+        "https://api.binance.com/api/v3/exchangeInfo",
+        json=fixture_json("exchange/binance/http_spot_market_exchange_info.json"),
+    )
+
+
+@pytest.fixture
+def okx_markets(http: responses.RequestsMock, fixture_json: Any) -> None:
+    """OKX spot instruments, as ccxt loads them before its first request."""
+    http.add(
+        responses.GET,
+        "https://www.okx.com/api/v5/public/instruments?instType=SPOT",
+        json=fixture_json("exchange/okx/http_get_instruments_spot.json"),
+    )

@@ -15,21 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import responses
+from ccxt_helpers import FIXED_NOW, channel
 
 from algotrendy.data.channels.ccxt_channel import EXCHANGES, CcxtChannel
 from algotrendy.data.channels.retry import RetryPolicy
 from algotrendy.errors import ParameterError, SourceUnavailableError
 
 BINANCE = "https://api.binance.com/api/v3"
-FIXED_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 Loader = Callable[[str], Any]
-
-
-def channel(exchange: str, policy: RetryPolicy, **kw: Any) -> CcxtChannel:
-    # rateLimit=1 ms keeps ccxt's throttle on but makes the replayed tests fast.
-    return CcxtChannel(
-        exchange, retry=policy, config={"rateLimit": 1}, clock=lambda: FIXED_NOW, **kw
-    )
 
 
 def ms(dt: datetime) -> int:
@@ -50,15 +43,6 @@ def expected_frame(rows: list[list[Any]], unit: str = "ms") -> pd.DataFrame:
         for i, col in enumerate(("open", "high", "low", "close", "volume"), start=1)
     }
     return pd.DataFrame(data, index=index)
-
-
-@pytest.fixture
-def binance_markets(http: responses.RequestsMock, fixture_json: Loader) -> None:
-    http.add(
-        responses.GET,
-        f"{BINANCE}/exchangeInfo",
-        json=fixture_json("exchange/binance/http_spot_market_exchange_info.json"),
-    )
 
 
 def kline_server(
@@ -167,15 +151,11 @@ def test_kraken_ohlcv_single_page_of_721_candles_terminates(
     assert len(ohlc_calls) == 3
 
 
+@pytest.mark.usefixtures("okx_markets")
 def test_okx_history_candles_newest_first_become_ascending(
     http: responses.RequestsMock, fixture_json: Loader, policy: RetryPolicy
 ) -> None:
     raw = fixture_json("exchange/okx/http_get_candlesticks_full.json")
-    http.add(
-        responses.GET,
-        "https://www.okx.com/api/v5/public/instruments?instType=SPOT",
-        json=fixture_json("exchange/okx/http_get_instruments_spot.json"),
-    )
     http.add(responses.GET, re.compile(r"https://www\.okx\.com/api/v5/market/"), json=raw)
     rows = sorted(raw["data"], key=lambda r: int(r[0]))
     since = utc_ms(int(rows[0][0]))
@@ -454,14 +434,10 @@ def test_kraken_ticker_trades_and_book(
     assert book.bids[0].price < book.asks[0].price
 
 
+@pytest.mark.usefixtures("okx_markets")
 def test_okx_bybit_coinbase_order_books_and_coinbase_ticker(
     http: responses.RequestsMock, fixture_json: Loader, policy: RetryPolicy
 ) -> None:
-    http.add(
-        responses.GET,
-        "https://www.okx.com/api/v5/public/instruments?instType=SPOT",
-        json=fixture_json("exchange/okx/http_get_instruments_spot.json"),
-    )
     okx = fixture_json("exchange/okx/http_get_order_book.json")
     http.add(responses.GET, re.compile(r"https://www\.okx\.com/api/v5/market/books\?"), json=okx)
     book = channel("okx", policy).fetch_order_book("BTC/USD", depth=3)

@@ -18,24 +18,17 @@ from urllib.parse import parse_qs, urlsplit
 import pandas as pd
 import pytest
 import responses
+from ccxt_helpers import channel
 
-from algotrendy.data.channels.ccxt_channel import EXCHANGES, CcxtChannel
+from algotrendy.data.channels.ccxt_channel import EXCHANGES
 from algotrendy.data.channels.retry import RetryPolicy
 
 Loader = Callable[[str], Any]
 Reply = Callable[[Any], tuple[int, dict[str, str], str]]
-FIXED_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 COINBASE = "https://api.coinbase.com/api/v3/brokerage/market"
 HOUR_S = 3600
 T0 = datetime(2024, 4, 1, tzinfo=UTC)
 T0_S = int(T0.timestamp())
-
-
-def channel(exchange: str, policy: RetryPolicy, **kw: Any) -> CcxtChannel:
-    # rateLimit=1 ms keeps ccxt's throttle on but makes the replayed tests fast.
-    return CcxtChannel(
-        exchange, retry=policy, config={"rateLimit": 1}, clock=lambda: FIXED_NOW, **kw
-    )
 
 
 def query(request: Any) -> dict[str, str]:
@@ -187,14 +180,10 @@ def okx_server(bars: list[int], calls: list[dict[str, str]]) -> Reply:
     return reply
 
 
+@pytest.mark.usefixtures("okx_markets")
 def test_okx_steps_over_a_no_trade_stretch_longer_than_a_page(
-    http: responses.RequestsMock, fixture_json: Loader, policy: RetryPolicy
+    http: responses.RequestsMock, policy: RetryPolicy
 ) -> None:
-    http.add(
-        responses.GET,
-        "https://www.okx.com/api/v5/public/instruments?instType=SPOT",
-        json=fixture_json("exchange/okx/http_get_instruments_spot.json"),
-    )
     calls: list[dict[str, str]] = []
     bars = list(range(100)) + list(range(500, 700))
     http.add_callback(
@@ -286,14 +275,10 @@ def test_binance_inverse_steps_over_a_gap(
 # -- Binance spot keeps "an empty page is the end" -------------------------------------------
 
 
+@pytest.mark.usefixtures("binance_markets")
 def test_binance_spot_sends_no_window_and_stops_at_an_empty_page(
-    http: responses.RequestsMock, fixture_json: Loader, policy: RetryPolicy
+    http: responses.RequestsMock, policy: RetryPolicy
 ) -> None:
-    http.add(
-        responses.GET,
-        "https://api.binance.com/api/v3/exchangeInfo",
-        json=fixture_json("exchange/binance/http_spot_market_exchange_info.json"),
-    )
     calls: list[dict[str, str]] = []
 
     def reply(request: Any) -> tuple[int, dict[str, str], str]:
