@@ -19,6 +19,7 @@ from algotrendy.api.launcher import StepFunctionsBacktestLauncher
 from algotrendy.storage.relational.api_repositories import BacktestRepository
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:algotrendy-backtest-dev"
+EXECUTION_PREFIX = "arn:aws:states:us-east-1:123456789012:execution:algotrendy-backtest-dev"
 SWEEP = {
     "exchange": EXCHANGE,
     "strategy": "sma_cross",
@@ -29,18 +30,21 @@ SWEEP = {
 
 
 class _FailingStart:
-    """A Step Functions client whose StartExecution fails as `error` says."""
+    """A Step Functions client whose StartExecution fails as `error` says (and no
+    execution exists: DescribeExecution answers ExecutionDoesNotExist)."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
         self.started = 0
+        self.described: list[str] = []
 
     def start_execution(self, **kwargs: Any) -> dict[str, Any]:
         self.started += 1
         raise self.error
 
-    def describe_execution(self, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("the execution never started; nothing to describe")
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        self.described.append(executionArn)
+        raise _client_error("ExecutionDoesNotExist", f"Execution Does Not Exist: '{executionArn}'")
 
 
 def _client_error(code: str, message: str) -> ClientError:
@@ -83,6 +87,10 @@ def test_a_failed_start_ends_the_run_and_answers_503(
     assert sfn.started == 1
     assert cause in body["detail"]
     run_id = body["backtest_id"]
+    # Only an unanswered call is checked for an execution that started anyway; an AWS
+    # refusal is definite.
+    unanswered = isinstance(error, EndpointConnectionError)
+    assert sfn.described == ([f"{EXECUTION_PREFIX}:{run_id}"] if unanswered else [])
     assert run_id in body["detail"]
     run = client.get(f"/backtests/{run_id}", headers=trader.headers).json()
     assert run["status"] == "failed"

@@ -355,25 +355,66 @@ class StepFunctionsBacktestLauncher:
             "top": request.top,
         }
 
+    def execution_arn(self, backtest_id: str) -> str:
+        """The ARN the run's execution has (or would have): it is named after the run id."""
+        return f"{self.arn.replace(':stateMachine:', ':execution:', 1)}:{backtest_id}"
+
     def start(self, backtest_id: str, request: BacktestRequest, exchange: str) -> str | None:
         payload = self.execution_input(request)
         # botocore is loaded by then (the client made the call): not imported at cold start.
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
             reply = self.client.start_execution(
                 stateMachineArn=self.arn, name=backtest_id, input=json.dumps(payload)
             )
-        except ClientError as exc:
+            arn = str(reply["executionArn"])
+        except ClientError as exc:  # AWS answered: a definite refusal, nothing started
             error = exc.response.get("Error", {})
             code = error.get("Code") or "error"
             message = error.get("Message") or str(exc)
             raise LaunchError(f"Step Functions StartExecution failed: {code}: {message}") from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            # No answer: AWS may have accepted the call and lost only the reply (a read
+            # timeout; or an earlier attempt of botocore's own retries got through before
+            # this one failed to connect). The execution's name is the run id, so ask.
+            arn = self._started_anyway(backtest_id, exc)
         except BotoCoreError as exc:
             raise LaunchError(f"Step Functions StartExecution failed: {exc}") from exc
-        arn = str(reply["executionArn"])
         self.repo.transition(
             backtest_id, "running", execution_arn=arn, started_at=datetime.now(UTC)
+        )
+        return arn
+
+    def _started_anyway(self, backtest_id: str, lost: Exception) -> str:
+        """The ARN of the run's execution if StartExecution created it although its answer
+        was lost; LaunchError if it does not exist. botocore has already repeated the
+        call (safe: the same name and input return the same STANDARD execution), so a
+        further StartExecution would meet the same outage; what is left to know is whether
+        any attempt got through, which DescribeExecution answers without starting
+        anything. If that cannot be told either, the run is failed with the ARN named."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        arn = self.execution_arn(backtest_id)
+        try:
+            self.client.describe_execution(executionArn=arn)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ExecutionDoesNotExist":
+                raise LaunchError(f"Step Functions StartExecution failed: {lost}") from lost
+            raise LaunchError(
+                f"Step Functions StartExecution failed: {lost}; whether {arn} started is "
+                f"unknown (DescribeExecution: {code})"
+            ) from exc
+        except BotoCoreError as exc:
+            raise LaunchError(
+                f"Step Functions StartExecution failed: {lost}; whether {arn} started is "
+                f"unknown (DescribeExecution: {exc})"
+            ) from exc
+        logger.warning(
+            "StartExecution's answer was lost but the execution exists",
+            extra={"backtest_id": backtest_id, "execution_arn": arn},
         )
         return arn
 
