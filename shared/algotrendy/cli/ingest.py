@@ -192,7 +192,16 @@ def _ingest(
     request = IngestRequest(
         source=source.strip().lower(), symbol=symbol, timeframe=timeframe, since=since, until=until
     )
-    label = f"{request.source} {symbol} {timeframe}"
+    try:
+        # The series is keyed by the channel's canonical symbol (BTCUSDT -> BTC/USDT).
+        # Resolving may be the first call to the source (ccxt loads the markets): a
+        # failure counts in the channel's health like a failed fetch; a success is
+        # counted once, by the fetch below.
+        request = service.resolve(request)
+    except Exception:
+        with track_health(cache, request.source):
+            raise
+    label = f"{request.source} {request.symbol} {timeframe}"
     plan = service.plan(request)
     stdout = Console(highlight=False, soft_wrap=True)
     if plan.up_to_date:

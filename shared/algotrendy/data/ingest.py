@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from algotrendy.data.channels.base import CandleChannel, Channel
+from algotrendy.data.channels.base import CandleChannel, Channel, canonical_symbol
 from algotrendy.data.normalise import (
     closed_bars,
     default_until,
@@ -55,7 +55,9 @@ _CALENDAR_STEP = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class IngestRequest:
     """One series and range to ingest. `exchange` keys the stored series; it defaults to
-    the source name (`binance`, `yfinance`)."""
+    the source name (`binance`, `yfinance`). `symbol` may be any spelling the channel
+    accepts: `IngestService.resolve` turns it into the channel's canonical symbol, the one
+    the series is stored, cached and announced under."""
 
     source: str
     symbol: str
@@ -169,8 +171,17 @@ class IngestService:
                 f"--since {utc(request.since):%Y-%m-%d %H:%M}"
             )
 
+    def resolve(self, request: IngestRequest) -> IngestRequest:
+        """`request` keyed by the channel's canonical symbol (`BTCUSDT` -> `BTC/USDT` on
+        a ccxt exchange, `aapl` -> `AAPL` on yfinance), so two spellings of one market
+        share one stored series and resume. Raises the channel's error for an unknown
+        symbol; a channel that does not resolve symbols keeps the symbol as typed."""
+        symbol = canonical_symbol(self.channel, request.symbol)
+        return request if symbol == request.symbol else replace(request, symbol=symbol)
+
     def plan(self, request: IngestRequest) -> IngestPlan:
-        self._check(request)
+        self._check(request)  # a bad timeframe or range is refused before any source call
+        request = self.resolve(request)
         bar = _nominal_bar(request.timeframe)
         since = utc(request.since)
         forming = default_until(request.timeframe, utc(self._now()))
@@ -188,6 +199,7 @@ class IngestService:
     def last_stored(self, request: IngestRequest) -> datetime | None:
         """The bar to resume after: the earliest of the stores' last bars (None when any
         store has none), so every store receives what it missed."""
+        request = self.resolve(request)
         lasts = [
             store.last_timestamp(request.series, request.symbol, request.timeframe)
             for store in self.resume_stores
@@ -209,6 +221,7 @@ class IngestService:
         pagination reports through it). A `SourceUnavailableError` from the channel
         propagates after the windows already stored; nothing of the failing window is.
         """
+        request = self.resolve(request)
         plan = plan or self.plan(request)
         if plan.up_to_date:
             return IngestResult(request=request, plan=plan)

@@ -409,11 +409,23 @@ def _run_series(
         )
         if cache is not None:
             with track_health(cache, entry.source):
+                request = service.resolve(request)
                 plan = service.plan(request)
                 result = service.run(request, plan=plan)
         else:
+            request = service.resolve(request)
             plan = service.plan(request)
             result = service.run(request, plan=plan)
+        # The series is stored under the channel's canonical symbol (BTCUSDT -> BTC/USDT);
+        # the watermark, the message and the outcome name that series too.
+        if request.symbol != symbol:
+            # Strategy configs match the announced symbol exactly: say which one it is.
+            log.warning(
+                "ingest %s: %s %s is stored and announced as %s; strategy configs must name %s",
+                group.group, exchange, symbol, request.symbol, request.symbol,
+            )  # fmt: skip
+        symbol = request.symbol
+        label = f"{exchange} {symbol} {timeframe}"
         announced = None if cache is None else last_announced(cache, exchange, symbol, timeframe)
     except Exception as exc:  # reported in the outcome; the next series runs
         log.exception("ingest %s: %s failed", group.group, label)

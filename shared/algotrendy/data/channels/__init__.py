@@ -26,6 +26,8 @@ from algotrendy.data.channels.base import (
     MarketChannel,
     NewsChannel,
     ProgressCallback,
+    SymbolResolver,
+    canonical_symbol,
 )
 from algotrendy.errors import ParameterError
 
@@ -122,6 +124,8 @@ __all__ = [
     "MarketChannel",
     "NewsChannel",
     "ProgressCallback",
+    "SymbolResolver",
+    "canonical_symbol",
     "channel_names",
     "get_channel",
 ]

@@ -135,6 +135,14 @@ class AlphaVantageChannel:
             doc_url="https://www.alphavantage.co/support/#api-key",
         )
 
+    @staticmethod
+    def canonical_symbol(symbol: str) -> str:
+        """The symbol as requested: upper case, pair parts trimmed (``eur / usd`` ->
+        ``EUR/USD``), so spellings of one series share one key."""
+        if not symbol or not symbol.strip():
+            raise ParameterError(f"{SOURCE}: symbol must not be empty")
+        return "/".join(part.strip() for part in symbol.strip().upper().split("/"))
+
     # -- request building ----------------------------------------------------------------
 
     @staticmethod
@@ -224,7 +232,7 @@ class AlphaVantageChannel:
             return empty_candle_frame()
         start, end = window
         kind = asset_class or self.asset_class_of(symbol)
-        params = self._params(symbol.strip().upper(), timeframe, kind)
+        params = self._params(self.canonical_symbol(symbol), timeframe, kind)
         what = f"{params['function']} {symbol} {timeframe}"
         reply = self._query(params, what)
         frame = parse_series(reply, source=f"{SOURCE} {what}", intraday=is_intraday(timeframe))

@@ -60,6 +60,28 @@ class CandleChannel(Channel, Protocol):
 
 
 @runtime_checkable
+class SymbolResolver(Protocol):
+    """A channel that knows which market a user's symbol names. Optional next to
+    `CandleChannel` (see `canonical_symbol`), so a channel or test fake without it keeps
+    working with the symbol as typed."""
+
+    def canonical_symbol(self, symbol: str) -> str:
+        """The one spelling of the market `symbol` names (ccxt: ``BTCUSDT`` ->
+        ``BTC/USDT``; yfinance: ``aapl`` -> ``AAPL``); an unknown symbol raises the
+        channel's own `ParameterError`."""
+        ...
+
+
+def canonical_symbol(channel: Channel, symbol: str) -> str:
+    """The key a series of `symbol` is stored, cached and announced under: the channel's
+    canonical symbol where it resolves symbols, else `symbol` as typed. Two spellings of
+    one market must never become two series (two downloads, neither resuming the other)."""
+    if isinstance(channel, SymbolResolver):
+        return channel.canonical_symbol(symbol)
+    return symbol
+
+
+@runtime_checkable
 class MarketChannel(CandleChannel, Protocol):
     """A crypto exchange: candles plus tickers, trades and order books."""
 

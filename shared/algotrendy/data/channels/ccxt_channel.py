@@ -208,6 +208,15 @@ class CcxtChannel:
         """The unified symbol (``BTC/USDT``) for `symbol`."""
         return str(self._market(symbol)["symbol"])
 
+    def canonical_symbol(self, symbol: str) -> str:
+        """The key a series is stored under: an exchange id (``BTCUSDT``, Binance's) is
+        resolved to its market's unified symbol (``BTC/USDT``), so both spellings are one
+        series. A symbol already written the unified way (with ``/``) is kept as typed,
+        after checking the exchange knows it: series stored before this rule keep their
+        keys, and strategy configs naming ``BTC/USDT`` on a swap channel still match."""
+        resolved = self._symbol(symbol)  # the channel's clear error for an unknown one
+        return symbol.strip() if "/" in symbol else resolved
+
     # -- CandleChannel ----------------------------------------------------------------
 
     def fetch_ohlcv(

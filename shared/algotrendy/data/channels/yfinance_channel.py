@@ -104,12 +104,18 @@ class YFinanceChannel:
             doc_url="https://github.com/ranaroussi/yfinance#legal-stuff",
         )
 
-    def _ticker(self, symbol: str) -> Any:
+    def canonical_symbol(self, symbol: str) -> str:
+        """The ticker as Yahoo keys it, upper case (``aapl`` and ``AAPL`` are one
+        series)."""
         if not symbol or not symbol.strip():
             raise ParameterError("symbol must not be empty")
+        return symbol.strip().upper()
+
+    def _ticker(self, symbol: str) -> Any:
+        ticker = self.canonical_symbol(symbol)
         if self._ticker_factory is not None:
-            return self._ticker_factory(symbol.strip().upper())
-        return yf.Ticker(symbol.strip().upper(), session=self._session)
+            return self._ticker_factory(ticker)
+        return yf.Ticker(ticker, session=self._session)
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
         def translate(exc: BaseException) -> Exception:
