@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         description='account risk limits as JSON, e.g. {"max_position": 5, '
         '"daily_loss_limit": 500}',
     )
+    reconcile_interval_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="seconds between the running engine's reconciliations with the broker; "
+        "0 = only at start",
+    )
     jwt_secret: SecretStr = Field(
         SecretStr("local-development-secret-change-me-0000"),
         description="HS256 signing secret (>= 32 chars); must be set outside local",

@@ -162,10 +162,12 @@ def test_timeouts_resolved_by_asking_the_broker(make_engine: EngineFactory, pric
     eng = make_engine(broker=flaky)  # type: ignore[arg-type]
     eng.start()
     order = eng.process(intent())
-    assert order.status is OrderStatus.REJECTED
+    # "Not found" right after a timeout may be the venue's lookup lagging: not terminal yet.
+    assert order.status is OrderStatus.UNKNOWN
     assert order.reason is not None
     assert order.reason.startswith("submit timed out after 3 attempts: read timeout")
-    assert order.reason.endswith("the broker has no such order, so it was never placed")
+    assert order.reason.endswith("still misses it after the grace period")
+    assert order.client_order_id in eng._open  # still reserving its exposure
 
 
 def test_timeout_where_broker_did_place_it(make_engine: EngineFactory, prices: object) -> None:

@@ -50,7 +50,8 @@ def test_container_app_consumes_and_streams(tmp_path: Path) -> None:
         assert health["processed"] == 1
         resp = client.post("/kill-switch", json={"on": True},
                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-        assert resp.json() == {"kill_switch": True, "cancelled": []}
+        assert resp.json() == {"kill_switch": True, "cancelled": [], "not_cancelled": {},
+                               "unanswered_submits": 0}  # fmt: skip
         viewer = issue_token("bob", Role.VIEWER, secret=SECRET)
         denied = client.post("/kill-switch", json={"on": False},
                              headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip

@@ -51,7 +51,7 @@ from algotrendy.domain.orders import (
     OrderStatus,
     Side,
 )
-from algotrendy.execution.brokers.base import Broker, BrokerOrder
+from algotrendy.execution.brokers.base import Broker, BrokerOrder, BrokerPosition
 from algotrendy.execution.brokers.retry import DEFAULT_RETRY, RetryPolicy, call_with_retry
 from algotrendy.execution.errors import BrokerError, OrderNotFoundError, SubmitTimeoutError
 from algotrendy.execution.lifecycle import fold_status
@@ -86,8 +86,23 @@ class EngineStats:
     submit_latencies: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class KillSwitchResult:
+    """What turning the kill switch on did (`ExecutionEngine.apply_kill_switch`), for the
+    operator who asked: the orders cancelled, those that could NOT be cancelled (id ->
+    status and the broker's error: check them at the venue), and submits still unanswered
+    after the drain (their orders may be live)."""
+
+    cancelled: list[str] = field(default_factory=list)
+    not_cancelled: dict[str, str] = field(default_factory=dict)
+    unanswered_submits: int = 0
+
+
 # A recorded broker update: the order, its known fill ids, its new fills, position event.
 _Done = tuple[Order, set[str], list[Fill], dict[str, Any] | None]
+# A position as it was before a commit (put back if it fails): quantity, average price,
+# realised PnL, fees, and a copy of the fees in third currencies.
+_PositionState = tuple[float, float, float, float, dict[str, float]]
 
 
 @dataclass(slots=True)
@@ -147,6 +162,10 @@ class ExecutionEngine:
     # How long an acknowledged order the broker no longer knows stays UNKNOWN (reserving
     # its exposure) before a later reconciliation that misses it again ends it.
     missing_order_grace: timedelta = timedelta(minutes=5)
+    # Seconds between reconciliations of the running engine (`reconcile_if_due`, called by
+    # `run` between polls), so an order left UNKNOWN is resolved without a restart; None
+    # turns them off (start-up reconciliation still runs).
+    reconcile_interval: float | None = 60.0
 
     def __init__(
         self,
@@ -181,6 +200,10 @@ class ExecutionEngine:
         self._daily: dict[tuple[str, date], float] = {}
         self._fill_ids: dict[str, set[str]] = {}  # fills already recorded, per live order
         self._stop = threading.Event()
+        # One reconciliation pass at a time; `_last_reconcile` (monotonic) paces `run`'s.
+        self._reconciling = threading.Lock()
+        self._last_reconcile: float | None = None
+        self.reconciliation_notes: list[str] = []  # the last completed pass's notes
 
     # -- start-up ------------------------------------------------------------------------
     def start(self) -> list[str]:
@@ -214,11 +237,54 @@ class ExecutionEngine:
         An open order the broker does not know (see `_missing_at_broker`) is reported and
         alerted, never skipped. A lookup that fails leaves its order as it is (noted), and
         while any order is unresolved position drift is reported but not corrected: the
-        unresolved order may be what explains it."""
+        unresolved order may be what explains it. One pass at a time (a second caller
+        waits for the pass under way)."""
+        with self._reconciling:
+            try:
+                return self._reconcile(running=False)
+            finally:
+                self._last_reconcile = time.monotonic()
+
+    def reconcile_if_due(self) -> list[str] | None:
+        """The running engine's reconciliation, every `reconcile_interval` seconds: without
+        it an order left UNKNOWN (a first miss at the broker, an unanswered submit) kept
+        reserving its exposure until the next restart. Skipped (None) when not due or when
+        a pass is already under way. Never raises: a failed pass (the broker down) is
+        alerted and tried again an interval later, so it cannot stop the consumer loop."""
+        interval = self.reconcile_interval
+        last = self._last_reconcile
+        if interval is None or (last is not None and time.monotonic() - last < interval):
+            return None
+        if not self._reconciling.acquire(blocking=False):
+            return None
+        try:
+            return self._reconcile(running=True)
+        except Exception as exc:  # alerted; the next pass tries again
+            log.error("periodic reconciliation failed", exc_info=True)
+            self._alert("reconciliation_failed", f"periodic reconciliation failed "
+                        f"({type(exc).__name__}: {exc}); trading goes on, next try in "
+                        f"{interval:g}s")  # fmt: skip
+            return None
+        finally:
+            self._last_reconcile = time.monotonic()
+            self._reconciling.release()
+
+    def _reconcile(self, *, running: bool) -> list[str]:
+        """One pass of `reconcile` (the caller holds `_reconciling`).
+
+        `running`: the consumer and other threads may be working on orders meanwhile, so
+        * NEW orders are left alone: their submit may be under way, or their message is
+          kept for a redelivery that resolves them — a miss proves nothing yet;
+        * a miss is applied under the engine lock and only if the order is still open in
+          the state it was looked up in: news that arrived during the lookup (a fill, a
+          cancel) is newer than the miss;
+        * position drift is corrected only while no order works (see `_reconcile_positions`)."""
         notes: list[str] = []
         unresolved = 0
-        now = datetime.now(UTC)
         for order in list(self._open.values()):
+            looked_up = order.status
+            if running and looked_up is OrderStatus.NEW:
+                continue
             try:
                 remote = self.broker.get_order(order.client_order_id)
             except BrokerError as exc:
@@ -227,9 +293,14 @@ class ExecutionEngine:
                              f"left {order.status.value}")  # fmt: skip
                 continue
             if remote is None:
-                notes.append(self._missing_at_broker(order, now))
-                if order.status is OrderStatus.UNKNOWN:
-                    unresolved += 1
+                with self._lock:
+                    if self._open.get(order.client_order_id) is not order or (
+                        order.status is not looked_up
+                    ):
+                        continue  # moved on during the lookup: the miss is older news
+                    notes.append(self._missing_at_broker(order, datetime.now(UTC)))
+                    if order.status is OrderStatus.UNKNOWN:
+                        unresolved += 1
                 continue
             before = order.status
             self._apply_broker_order(order, remote)
@@ -237,27 +308,36 @@ class ExecutionEngine:
                 notes.append(
                     f"{order.client_order_id}: {before.value} -> {order.status.value} (broker)"
                 )
-        notes += self._reconcile_positions(unresolved=unresolved)
+        try:
+            notes += self._reconcile_positions(unresolved=unresolved, hold_while_working=running)
+        except BrokerError as exc:
+            if not running:
+                raise  # start-up: the engine does not start blind to the broker's positions
+            notes.append(f"broker positions lookup failed ({exc}); position drift not checked")
         for note in notes:
             self._alert("reconciliation", note)
+        self.reconciliation_notes = notes
         return notes
 
     def _missing_at_broker(self, order: Order, now: datetime) -> str:
         """An open order the broker says it does not have; returns the note.
 
-        * Never acknowledged by the venue (NEW, or UNKNOWN without a broker order id or a
-          fill): the submit did not reach it -> REJECTED.
+        * NEW (start-up only, see `_reconcile`): the submit never reached it -> REJECTED.
         * Acknowledged (SUBMITTED, PARTIALLY_FILLED): a lookup can miss a working order
           (venue read lag, a symbol the adapter does not search), and freeing its exposure
           then could double a position. So the first miss only marks it UNKNOWN: it keeps
           reserving its exposure and an operator is alerted.
-        * Missed again on a reconciliation at least `missing_order_grace` later (the UNKNOWN
-          status remembers the first miss across restarts): a venue that still has no such
-          order is not working it -> CANCELLED, which frees its exposure. Fills it may still
-          report are recorded all the same, and position drift is reported."""
+        * UNKNOWN, missed again on a reconciliation at least `missing_order_grace` after it
+          became UNKNOWN (the status remembers the first miss across restarts): a venue
+          that still has no such order is not working it -> CANCELLED if it was ever
+          acknowledged (a broker order id or a fill), else REJECTED (its unanswered submit
+          never placed it). Either frees its exposure. Fills it may still report are
+          recorded all the same, and position drift is reported. An UNKNOWN order left by
+          an unanswered submit gets the same grace: a lookup right after the timeout can
+          lag behind the venue just as well."""
         coid, before = order.client_order_id, order.status
         acknowledged = order.broker_order_id is not None or order.filled_quantity > 0
-        if before is OrderStatus.NEW or (before is OrderStatus.UNKNOWN and not acknowledged):
+        if before is OrderStatus.NEW:
             order.status = OrderStatus.REJECTED
             order.reason = "not found at broker on reconciliation (never submitted)"
         elif before is not OrderStatus.UNKNOWN:
@@ -265,23 +345,40 @@ class ExecutionEngine:
             order.reason = (f"{before.value} order not found at broker on reconciliation; "
                             "still reserving its exposure until found or missed again")  # fmt: skip
             order.updated_at = now
-        elif now - order.updated_at >= self.missing_order_grace:
+        elif now - order.updated_at < self.missing_order_grace:
+            return f"{coid}: still not found at broker; left unknown, reserving its exposure"
+        elif acknowledged:
             order.status = OrderStatus.CANCELLED
             order.reason = ("not found at broker on two reconciliations: presumed ended at the "
                             "venue (check it there)")  # fmt: skip
         else:
-            return f"{coid}: still not found at broker; left unknown, reserving its exposure"
+            order.status = OrderStatus.REJECTED
+            order.reason = ("never acknowledged and still not found at broker after the grace "
+                            "period: presumed never placed (check the venue)")  # fmt: skip
         self._persist(order)
-        if order.status is OrderStatus.REJECTED:
+        if before is OrderStatus.NEW:
             return f"{coid}: {order.reason}"
         return f"{coid}: {before.value} -> {order.status.value}: {order.reason}"
 
-    def _reconcile_positions(self, *, unresolved: int = 0) -> list[str]:
+    def _reconcile_positions(
+        self, *, unresolved: int = 0, hold_while_working: bool = False
+    ) -> list[str]:
         """Compare account positions with the broker's; correct drift from the broker's
         truth into the reconciliation sub-ledger (when the engine trades one account and no
-        order is `unresolved`: its fills, once known, would be booked twice)."""
+        order is `unresolved`: its fills, once known, would be booked twice).
+
+        `hold_while_working` (the running engine): nor while any order works — one filling
+        between its lookup and the broker's position snapshot shows as drift that its fill,
+        recorded a moment later, would then book a second time."""
+        remote = self.broker.positions()  # outside the lock: a network call
+        with self._lock:  # positions only move under the lock
+            return self._position_drift(remote, unresolved, hold_while_working)
+
+    def _position_drift(
+        self, remote: Sequence[BrokerPosition], unresolved: int, hold_while_working: bool
+    ) -> list[str]:
         notes: list[str] = []
-        remote = self.broker.positions()
+        working = len(self._open) if hold_while_working else 0
         broker = {bp.symbol: bp.quantity for bp in remote}
         broker_avg = {bp.symbol: bp.avg_price for bp in remote}
         ours: dict[str, float] = {}
@@ -296,6 +393,8 @@ class ExecutionEngine:
             note = f"position {symbol}: engine {mine:g} vs broker {theirs:g}"
             if unresolved:
                 note += f"; not corrected ({unresolved} order(s) unresolved at the broker)"
+            elif working:
+                note += f"; not corrected while {working} order(s) work"
             elif len(accounts) == 1:
                 account = next(iter(accounts))
                 adj = self.book.get(account, RECONCILIATION_LEDGER, symbol)
@@ -316,10 +415,12 @@ class ExecutionEngine:
     def run(
         self, queue: Queue, *, wait_seconds: float = 1.0, max_batches: int | None = None
     ) -> None:
-        """Consume until `stop()` (or `max_batches` polls); each message deleted when durable."""
+        """Consume until `stop()` (or `max_batches` polls); each message deleted when durable.
+        Reconciles every `reconcile_interval` seconds between polls."""
         batches = 0
         while not self._stop.is_set():
             self.poll(queue, wait_seconds=wait_seconds)
+            self.reconcile_if_due()  # in this thread: never alongside a batch of its own
             batches += 1
             if max_batches is not None and batches >= max_batches:
                 return
@@ -616,9 +717,15 @@ class ExecutionEngine:
             self._apply_broker_order(order, item.remote)
 
     def _resolve_timeout(self, order: Order, exc: SubmitTimeoutError) -> None:
-        """A submit that never answered: UNKNOWN until the broker says what it has."""
+        """A submit that never answered: UNKNOWN until the broker says what it has.
+
+        "Not found" right after the timeout is no proof either: a venue's lookup can lag
+        behind its matching engine. So the order stays UNKNOWN (reserving its exposure,
+        never submitted again: a redelivery only looks it up) and reconciliation ends it
+        only when it is still missing after `missing_order_grace` (`_missing_at_broker`)."""
         order.status = OrderStatus.UNKNOWN
         order.reason = f"submit timed out after {self.retry.attempts} attempts: {exc}"
+        order.updated_at = datetime.now(UTC)  # the grace period counts from here
         self._persist(order)
         try:
             at_broker = call_with_retry(
@@ -633,11 +740,11 @@ class ExecutionEngine:
         if at_broker is not None:
             self._apply_broker_order(order, at_broker)
             return
-        order.status = OrderStatus.REJECTED
-        order.reason += "; the broker has no such order, so it was never placed"
+        order.reason += ("; the broker does not show it (yet): left unknown, reserving its "
+                         "exposure, until reconciliation finds it or still misses it after "
+                         "the grace period")  # fmt: skip
         self._persist(order)
-        self.stats.rejected += 1
-        self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
+        self._alert("order_unknown", f"{order.client_order_id}: {order.reason}", order)
 
     def on_broker_update(self, remote: BrokerOrder) -> None:
         """A broker event (fill, cancel) for an order we track."""
@@ -689,9 +796,13 @@ class ExecutionEngine:
         return self.process(successor)
 
     def set_kill_switch(self, on: bool, *, actor: str = "operator") -> list[str]:
+        """`apply_kill_switch`, returning only the cancelled ids."""
+        return self.apply_kill_switch(on, actor=actor).cancelled
+
+    def apply_kill_switch(self, on: bool, *, actor: str = "operator") -> KillSwitchResult:
         """On: block new orders, let submits already under way answer, then cancel every
-        working order. Returns the cancelled ids; orders that could not be cancelled are
-        named in a `kill_switch_incomplete` alert. Saved, so a restart keeps it.
+        working order. Returns what was and was NOT cancelled (the latter also named in a
+        `kill_switch_incomplete` alert). Saved, so a restart keeps it.
 
         Each way, the safe state comes first: ON is set in memory before it is saved,
         OFF only after it is saved, so a failed save never leaves trading enabled."""
@@ -700,7 +811,7 @@ class ExecutionEngine:
             with self._gate:
                 self.kill_switch = False
             self._alert("kill_switch", f"kill switch OFF by {actor}")
-            return []
+            return KillSwitchResult()
         with self._gate:
             self.kill_switch = True  # no submit starts from here on
         unsaved: Exception | None = None
@@ -710,11 +821,11 @@ class ExecutionEngine:
             unsaved = exc
             self._alert("kill_switch_unsaved", f"kill switch ON but not saved: {exc}")
         self._alert("kill_switch", f"kill switch ON by {actor}")
-        self._drain_submits()
-        cancelled = self._cancel_working()
+        unanswered = self._drain_submits()
+        cancelled, not_cancelled = self._cancel_working()
         if unsaved is not None:
             raise unsaved
-        return cancelled
+        return KillSwitchResult(cancelled, not_cancelled, unanswered)
 
     def _save_kill_switch(self, on: bool, actor: str) -> None:
         self._settings.set(KILL_SWITCH_KEY, {"on": on}, actor[:64])
@@ -746,9 +857,10 @@ class ExecutionEngine:
             self._submitting -= 1
             self._gate.notify_all()
 
-    def _drain_submits(self) -> None:
+    def _drain_submits(self) -> int:
         """Wait for submits that started before the switch went on, so the sweep finds
-        their orders at the broker instead of racing them there."""
+        their orders at the broker instead of racing them there. Returns how many are still
+        unanswered."""
         timeout = self.kill_switch_drain_seconds
         with self._gate:
             drained = self._gate.wait_for(lambda: self._submitting == 0, timeout)
@@ -756,37 +868,44 @@ class ExecutionEngine:
         if not drained:
             self._alert("kill_switch_incomplete", f"{still} submit(s) still unanswered after "
                         f"{timeout:g}s; their orders may be live at the broker")  # fmt: skip
+        return 0 if drained else still
 
-    def _cancel_working(self) -> list[str]:
+    def _cancel_working(self) -> tuple[list[str], dict[str, str]]:
         """The kill switch's sweep: every working order is tried on its own, so one the
         broker refuses or does not know never leaves the others live. Returns the ids whose
-        cancel the broker took; orders that ended meanwhile (filled, or stopped before their
-        submit) are not listed."""
+        cancel the broker took, and those it did not (id -> status and error); orders that
+        ended meanwhile (filled, or stopped before their submit) are in neither."""
         with self._lock:
             working = list(self._open.values())
         cancelled: list[str] = []
-        failed: list[str] = []
+        failed: dict[str, str] = {}
+        listed: list[str] = []  # the same, for the alert
         for order in working:
             coid = order.client_order_id
             if order.status in TERMINAL_STATUSES:
                 continue
+            status = order.status.value
             try:
                 after = self.cancel(coid)
             except OrderNotFoundError as exc:
                 if order.status is OrderStatus.NEW:
                     continue  # never reached the broker; no submit starts while the switch is on
-                failed.append(f"{coid} ({order.status.value}): {exc}")
-            except Exception as exc:  # noqa: BLE001 - each failure is alerted below
-                failed.append(f"{coid} ({order.status.value}): {type(exc).__name__}: {exc}")
+                failed[coid] = f"{status}: {exc}"
+                listed.append(f"{coid} ({status}): {exc}")
+            except Exception as exc:  # noqa: BLE001 - each failure is alerted and returned
+                failed[coid] = f"{status}: {type(exc).__name__}: {exc}"
+                listed.append(f"{coid} ({status}): {type(exc).__name__}: {exc}")
             else:
                 if after is None or after.status in TERMINAL_STATUSES - {OrderStatus.CANCELLED}:
                     continue  # it ended before the cancel reached it: nothing left working
                 cancelled.append(coid)
         if failed:
-            listed = "; ".join(failed)
-            self._alert("kill_switch_incomplete", f"kill switch: {len(failed)} working order(s) "
-                        f"not cancelled, check them at the broker: {listed}")  # fmt: skip
-        return cancelled
+            self._alert(
+                "kill_switch_incomplete",
+                f"kill switch: {len(failed)} working order(s) "
+                f"not cancelled, check them at the broker: {'; '.join(listed)}",
+            )
+        return cancelled, failed
 
     # -- internals -----------------------------------------------------------------------
     def _snapshot(self, intent: OrderIntent, exposure: _Exposure, now: datetime) -> RiskSnapshot:
@@ -823,7 +942,7 @@ class ExecutionEngine:
         ahead of the database. Returns what `_announce` publishes."""
         with self._lock:
             saved_orders: list[tuple[Order, tuple[Any, ...]]] = []
-            saved_positions: dict[tuple[str, str, str], tuple[Position, tuple[float, ...]]] = {}
+            saved_positions: dict[tuple[str, str, str], tuple[Position, _PositionState]] = {}
             fills: list[Fill] = []
             positions: list[Position] = []
             pnl: list[PnlDelta] = []
@@ -840,7 +959,8 @@ class ExecutionEngine:
                         key = (order.account, strategy, order.symbol)
                         pos = self.book.get(*key)
                         if key not in saved_positions:
-                            state = (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees)
+                            state = (pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees,
+                                     dict(pos.unvalued_fees))  # fmt: skip
                             saved_positions[key] = (pos, state)
                         realized = fees = 0.0
                         for f in new_fills:
@@ -864,8 +984,9 @@ class ExecutionEngine:
                     self._daily_pnl(account, day)  # cache the day's total *before* this commit
                 self.repo.record_executions([o for o, _, _, _ in done], fills, positions, pnl)
             except Exception:  # a bad broker fill, a failed read or the commit itself
-                for pos, (q, avg, rpnl, pfees) in saved_positions.values():
+                for pos, (q, avg, rpnl, pfees, unvalued) in saved_positions.values():
                     pos.quantity, pos.avg_price, pos.realized_pnl, pos.fees = q, avg, rpnl, pfees
+                    pos.unvalued_fees = unvalued
                 for order, before in saved_orders:
                     (order.broker_order_id, order.filled_quantity, order.avg_fill_price,
                      order.fees, order.status, order.reason) = before  # fmt: skip

@@ -121,6 +121,7 @@ def build_runtime(
         prices=prices,
         publisher=publisher,
     )
+    engine.reconcile_interval = settings.reconcile_interval_seconds or None
     return EngineRuntime(
         engine=engine,
         queue=queue if queue is not None else _queue(settings),
@@ -136,7 +137,7 @@ def create_app(runtime: EngineRuntime) -> Any:
     from algotrendy.stream.app import create_stream_app
 
     engine = runtime.engine
-    state: dict[str, Any] = {"reconciliation": []}
+    state: dict[str, Any] = {}
 
     def health() -> dict[str, Any]:
         thread = state.get("thread")
@@ -148,7 +149,8 @@ def create_app(runtime: EngineRuntime) -> Any:
             "open_orders": len(engine.repo.open_orders()),
             "processed": engine.stats.processed,
             "rejected": engine.stats.rejected,
-            "reconciliation": state["reconciliation"],
+            # the latest pass: start-up's, then the running engine's periodic ones
+            "reconciliation": engine.reconciliation_notes,
         }
 
     background: Callable[[StreamHub], Any] | None = None
@@ -188,21 +190,25 @@ def create_app(runtime: EngineRuntime) -> Any:
                  "detail": f"role {claims.role.value} may not change the kill switch"},
                 status_code=403, media_type="application/problem+json",
             )  # fmt: skip
-        cancelled = engine.set_kill_switch(body.on, actor=claims.sub)
-        return {"kill_switch": body.on, "cancelled": cancelled}
+        result = engine.apply_kill_switch(body.on, actor=claims.sub)
+        # What could not be cancelled is in the reply, not only in an alert: the operator
+        # who pulled the switch must see which orders may still be live at the venue.
+        return {"kill_switch": body.on, "cancelled": result.cancelled,
+                "not_cancelled": result.not_cancelled,
+                "unanswered_submits": result.unanswered_submits}  # fmt: skip
 
     inner_lifespan = stream.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with inner_lifespan(app):
-            state["reconciliation"] = engine.start()
+            notes = engine.start()
             thread = threading.Thread(
                 target=engine.run, args=(runtime.queue,), name="engine-consumer", daemon=True
             )
             state["thread"] = thread
             thread.start()
-            log.info("engine started; reconciliation: %s", state["reconciliation"] or "clean")
+            log.info("engine started; reconciliation: %s", notes or "clean")
             try:
                 yield
             finally:
