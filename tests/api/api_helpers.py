@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,20 @@ from algotrendy.config import Settings
 from algotrendy.messaging.memory import InMemoryQueue
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
+from algotrendy.storage.relational.api_repositories import BacktestRepository
 
 GOOG_CSV = Path(__file__).resolve().parents[1] / "fixtures" / "ohlcv" / "backtesting_GOOG_1d.csv"
 SECRET = "api-tests-secret-0123456789abcdef0123"
 PASSWORDS = {"admin": "admin-password-1", "trader": "trader-password-1", "viewer": "viewer-pass-01"}
 EXCHANGE = "nasdaq"
+# A sweep the Step Functions launcher accepts: its candles are on S3.
+SWEEP = {
+    "exchange": EXCHANGE,
+    "strategy": "sma_cross",
+    "grid": {"fast": [5, 10], "slow": [30, 50]},
+    "symbols": ["GOOG"],
+    "data": {"GOOG": "s3://bucket/candles/GOOG.csv"},
+}
 
 
 def fast_hasher() -> PasswordHasher:
@@ -70,3 +80,35 @@ def assert_problem(reply: Any, status: int, kind: str | None = None) -> dict[str
     assert body["detail"]
     assert body["request_id"] == reply.headers["x-request-id"]
     return body
+
+
+def running_run(repo: BacktestRepository, run_id: str) -> Any:
+    """A sweep already started on Step Functions (status running, an execution ARN)."""
+    repo.create(
+        id=run_id,
+        kind="sweep",
+        status="running",
+        strategy="sma_cross",
+        request={},
+        launcher="stepfunctions",
+        created_by="t",
+        execution_arn=f"arn:x:{run_id}",
+    )
+    return repo.get(run_id)
+
+
+class DescribedExecution:
+    """A Step Functions client whose describe_execution answers a finished run: `status`,
+    and `output` shaped as the aggregate step returns it."""
+
+    def __init__(self, status: str, output: dict[str, Any] | None = None) -> None:
+        self.status = status
+        self.output = output
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        reply: dict[str, Any] = {"status": self.status, "executionArn": executionArn}
+        if self.output is not None:
+            reply["output"] = json.dumps(self.output)
+        if self.status == "FAILED":
+            reply |= {"error": "DataError", "cause": "data.GOOG: s3://b/k does not exist"}
+        return reply

@@ -1,17 +1,21 @@
 """API tests: the real app (`create_app`) over a real database, the in-process queue, the
 local backtest launcher and a Parquet candle store holding real market data (the GOOG
 daily fixture). SQLite by default; `db_engine` (both backends) for the repository tests,
-PostgreSQL at 127.0.0.1:5432 skipped with the reason when absent, failing in CI."""
+PostgreSQL at 127.0.0.1:5432 skipped with the reason when absent, failing in CI. AWS (the
+Step Functions launcher) is moto's: `aws` and `sfn`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from api_helpers import EXCHANGE, GOOG_CSV, PASSWORDS, SECRET, Session, make_context
 from fastapi.testclient import TestClient
+from moto import mock_aws
 from sqlalchemy import Engine
 
 from algotrendy.api.app import create_app
@@ -94,3 +98,30 @@ def trader(login: Callable[[str], Session]) -> Session:
 @pytest.fixture
 def viewer(login: Callable[[str], Session]) -> Session:
     return login("viewer")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's AWS, with fake credentials (never a profile or session of the machine's)."""
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield
+
+
+# Never executed: moto only records executions unless told to run them.
+DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+
+
+@pytest.fixture
+def sfn(aws: None) -> tuple[Any, str]:
+    """moto's Step Functions client and the ARN of the backtest state machine on it."""
+    client = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = client.create_state_machine(
+        name="algotrendy-backtest-dev",
+        definition=json.dumps(DEFINITION),
+        roleArn="arn:aws:iam::123456789012:role/algotrendy-backtest",
+    )["stateMachineArn"]
+    return client, arn

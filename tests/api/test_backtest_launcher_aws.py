@@ -9,24 +9,15 @@ from typing import Any
 
 import boto3
 import pytest
-from api_helpers import EXCHANGE, Session, assert_problem
+from api_helpers import SWEEP, DescribedExecution, Session, assert_problem, running_run
 from botocore.exceptions import ClientError, EndpointConnectionError
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 from algotrendy.api.context import ApiContext
 from algotrendy.api.launcher import StepFunctionsBacktestLauncher
-from algotrendy.storage.relational.api_repositories import BacktestRepository
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:algotrendy-backtest-dev"
 EXECUTION_PREFIX = "arn:aws:states:us-east-1:123456789012:execution:algotrendy-backtest-dev"
-SWEEP = {
-    "exchange": EXCHANGE,
-    "strategy": "sma_cross",
-    "grid": {"fast": [5, 10], "slow": [30, 50]},
-    "symbols": ["GOOG"],
-    "data": {"GOOG": "s3://bucket/candles/GOOG.csv"},
-}
 
 
 class _FailingStart:
@@ -131,42 +122,11 @@ def _record(rank: int) -> dict[str, Any]:
     }
 
 
-class _Succeeded:
-    def __init__(self, output: dict[str, Any]) -> None:
-        self.output = output
-
-    def describe_execution(self, executionArn: str) -> dict[str, Any]:
-        return {
-            "status": "SUCCEEDED",
-            "executionArn": executionArn,
-            "output": json.dumps(self.output),
-        }
-
-
-def _running(repo: BacktestRepository, run_id: str) -> Any:
-    repo.create(
-        id=run_id,
-        kind="sweep",
-        status="running",
-        strategy="sma_cross",
-        request={},
-        launcher="stepfunctions",
-        created_by="t",
-        execution_arn=f"arn:x:{run_id}",
-    )
-    return repo.get(run_id)
-
-
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="artefacts")
-        yield client
+def s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket="artefacts")
+    return client
 
 
 def _output(count: int) -> dict[str, Any]:
@@ -185,10 +145,10 @@ def test_sync_stores_the_top_rows_the_aggregate_wrote_to_s3(ctx: ApiContext, s3:
     records = [_record(rank) for rank in range(1, 1001)]  # the API's largest `top`
     s3.put_object(Bucket="artefacts", Key="backtests/r/top.json", Body=json.dumps(records))
     launcher = StepFunctionsBacktestLauncher(
-        _Succeeded(_output(len(records))), STATE_MACHINE, ctx.backtests, s3=s3
+        DescribedExecution("SUCCEEDED", _output(len(records))), STATE_MACHINE, ctx.backtests, s3=s3
     )
 
-    launcher.sync(_running(ctx.backtests, "big"))
+    launcher.sync(running_run(ctx.backtests, "big"))
 
     row = ctx.backtests.get("big")
     assert row is not None
@@ -214,10 +174,10 @@ def test_sync_fails_the_run_when_its_top_rows_expired(ctx: ApiContext, s3: Any) 
     """The bucket's lifecycle expires backtests/: a run synced too late cannot get its
     rows back, and says so instead of answering 500 on every poll."""
     launcher = StepFunctionsBacktestLauncher(
-        _Succeeded(_output(20)), STATE_MACHINE, ctx.backtests, s3=s3
+        DescribedExecution("SUCCEEDED", _output(20)), STATE_MACHINE, ctx.backtests, s3=s3
     )
 
-    launcher.sync(_running(ctx.backtests, "late"))
+    launcher.sync(running_run(ctx.backtests, "late"))
 
     row = ctx.backtests.get("late")
     assert row is not None

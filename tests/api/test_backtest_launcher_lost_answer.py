@@ -3,18 +3,16 @@ have accepted the call): the run is what Step Functions says, not a guess. The e
 is named after the run id, so the launcher describes it: if it exists the run is running
 (202, its ARN recorded); if not, the run failed to start (503), as for any refusal.
 
-The Step Functions here is moto's; a lost answer is simulated by a client that makes the
-real call (or not) and then raises the timeout botocore would raise."""
+The Step Functions here is moto's (the `sfn` fixture); a lost answer is simulated by a
+client that makes the real call (or not) and then raises the timeout botocore would raise."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
-from api_helpers import EXCHANGE, Session, assert_problem
+from api_helpers import SWEEP, Session, assert_problem
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -22,21 +20,11 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 from algotrendy.api.context import ApiContext
 from algotrendy.api.launcher import StepFunctionsBacktestLauncher
 
 ENDPOINT = "https://states.us-east-1.amazonaws.com/"
-SWEEP = {
-    "exchange": EXCHANGE,
-    "strategy": "sma_cross",
-    "grid": {"fast": [5, 10], "slow": [30, 50]},
-    "symbols": ["GOOG"],
-    "data": {"GOOG": "s3://bucket/candles/GOOG.csv"},
-}
-# Never executed: moto only records executions unless told to run them.
-DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
 
 
 class _AnswerLost:
@@ -64,24 +52,27 @@ class _Unreachable(_AnswerLost):
         raise EndpointConnectionError(endpoint_url=ENDPOINT)
 
 
+Post = Callable[[Any], Any]
+
+
 @pytest.fixture
-def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = client.create_state_machine(
-            name="algotrendy-backtest-dev",
-            definition=json.dumps(DEFINITION),
-            roleArn="arn:aws:iam::123456789012:role/algotrendy-backtest",
-        )["stateMachineArn"]
-        yield client, arn
+def post_sweep(
+    client: TestClient,
+    ctx: ApiContext,
+    trader: Session,
+    monkeypatch: pytest.MonkeyPatch,
+    sfn: tuple[Any, str],
+) -> Post:
+    """`post_sweep(sfn_client)`: POST /backtests with the launcher over `sfn_client` (moto's
+    client, or one that loses its answers) and moto's state machine."""
+    _, arn = sfn
 
+    def post(sfn_client: Any) -> Any:
+        launcher = StepFunctionsBacktestLauncher(sfn_client, arn, ctx.backtests)
+        monkeypatch.setattr(ctx, "launcher", launcher)
+        return client.post("/backtests", json=SWEEP, headers=trader.headers)
 
-def _use(ctx: ApiContext, monkeypatch: pytest.MonkeyPatch, client: Any, arn: str) -> None:
-    monkeypatch.setattr(ctx, "launcher", StepFunctionsBacktestLauncher(client, arn, ctx.backtests))
+    return post
 
 
 LOST = [
@@ -97,14 +88,13 @@ def test_a_started_execution_whose_answer_was_lost_is_a_running_run(
     client: TestClient,
     ctx: ApiContext,
     trader: Session,
-    monkeypatch: pytest.MonkeyPatch,
     sfn: tuple[Any, str],
+    post_sweep: Post,
     error: Exception,
 ) -> None:
     real, arn = sfn
-    _use(ctx, monkeypatch, _AnswerLost(real, error, reaches=True), arn)
 
-    reply = client.post("/backtests", json=SWEEP, headers=trader.headers)
+    reply = post_sweep(_AnswerLost(real, error, reaches=True))
 
     assert reply.status_code == 202, reply.text
     run_id = reply.json()["id"]
@@ -122,17 +112,11 @@ def test_a_started_execution_whose_answer_was_lost_is_a_running_run(
 
 @pytest.mark.parametrize("error", LOST)
 def test_an_unanswered_start_that_never_arrived_fails_the_run(
-    client: TestClient,
-    ctx: ApiContext,
-    trader: Session,
-    monkeypatch: pytest.MonkeyPatch,
-    sfn: tuple[Any, str],
-    error: Exception,
+    client: TestClient, trader: Session, sfn: tuple[Any, str], post_sweep: Post, error: Exception
 ) -> None:
     real, arn = sfn
-    _use(ctx, monkeypatch, _AnswerLost(real, error, reaches=False), arn)
 
-    reply = client.post("/backtests", json=SWEEP, headers=trader.headers)
+    reply = post_sweep(_AnswerLost(real, error, reaches=False))
 
     body = assert_problem(reply, 503, "unavailable")
     assert str(error) in body["detail"]
@@ -143,19 +127,14 @@ def test_an_unanswered_start_that_never_arrived_fails_the_run(
 
 
 def test_when_neither_call_is_answered_the_failure_names_the_execution_to_check(
-    client: TestClient,
-    ctx: ApiContext,
-    trader: Session,
-    monkeypatch: pytest.MonkeyPatch,
-    sfn: tuple[Any, str],
+    client: TestClient, trader: Session, sfn: tuple[Any, str], post_sweep: Post
 ) -> None:
     """Whether it started cannot be told: the run is failed (nothing will follow it), and
     the error says which execution an operator should look at."""
     real, arn = sfn
     lost = ReadTimeoutError(endpoint_url=ENDPOINT)
-    _use(ctx, monkeypatch, _Unreachable(real, lost, reaches=True), arn)
 
-    reply = client.post("/backtests", json=SWEEP, headers=trader.headers)
+    reply = post_sweep(_Unreachable(real, lost, reaches=True))
 
     body = assert_problem(reply, 503, "unavailable")
     run_id = body["backtest_id"]

@@ -4,17 +4,14 @@ import json
 import math
 from typing import Any
 
-import boto3
 import pytest
-from api_helpers import EXCHANGE, Session, assert_problem
+from api_helpers import EXCHANGE, DescribedExecution, Session, assert_problem, running_run
 from fastapi.testclient import TestClient
-from moto import mock_aws
 
 from algotrendy.api.context import ApiContext
 from algotrendy.api.launcher import LocalBacktestLauncher, StepFunctionsBacktestLauncher
 from algotrendy.api.schemas import BacktestRequest
 from algotrendy.backtest.runner import run_backtest
-from algotrendy.storage.relational.api_repositories import BacktestRepository
 
 
 def _run(client: TestClient, ctx: ApiContext, who: Session, body: dict[str, Any]) -> dict[str, Any]:
@@ -190,26 +187,7 @@ def test_cancel_of_a_queued_run(ctx: ApiContext) -> None:
     assert repo.get("q1").status == "cancelled"  # type: ignore[union-attr]
 
 
-# -- Step Functions launcher (moto) -----------------------------------------------------------
-DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
-
-
-@pytest.fixture
-def sfn(monkeypatch: pytest.MonkeyPatch) -> Any:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = client.create_state_machine(
-            name="algotrendy-backtest-dev",
-            definition=DEFINITION,
-            roleArn="arn:aws:iam::123456789012:role/sfn",
-        )["stateMachineArn"]
-        yield client, arn
-
-
+# -- Step Functions launcher (moto: the `sfn` fixture) ----------------------------------------
 def test_step_functions_launcher_starts_and_stops_executions(ctx: ApiContext, sfn: Any) -> None:
     client, arn = sfn
     launcher = StepFunctionsBacktestLauncher(client, arn, ctx.backtests, chunk_size=lambda: 7)
@@ -251,36 +229,6 @@ def test_step_functions_launcher_needs_s3_data(ctx: ApiContext, sfn: Any) -> Non
         launcher.start("run2", BacktestRequest(strategy="sma_cross", symbols=["GOOG"]), EXCHANGE)
 
 
-class _Described:
-    """describe_execution of a finished run, shaped as the aggregate step returns it."""
-
-    def __init__(self, status: str, output: dict[str, Any] | None = None) -> None:
-        self.status = status
-        self.output = output
-
-    def describe_execution(self, executionArn: str) -> dict[str, Any]:
-        reply: dict[str, Any] = {"status": self.status, "executionArn": executionArn}
-        if self.output is not None:
-            reply["output"] = json.dumps(self.output)
-        if self.status == "FAILED":
-            reply |= {"error": "DataError", "cause": "data.GOOG: s3://b/k does not exist"}
-        return reply
-
-
-def _started(repo: BacktestRepository, run_id: str) -> Any:
-    repo.create(
-        id=run_id,
-        kind="sweep",
-        status="running",
-        strategy="sma_cross",
-        request={},
-        launcher="stepfunctions",
-        created_by="t",
-        execution_arn=f"arn:x:{run_id}",
-    )
-    return repo.get(run_id)
-
-
 def test_step_functions_sync_stores_the_aggregate_top_rows(ctx: ApiContext) -> None:
     output = {
         "run_id": "r",
@@ -306,8 +254,10 @@ def test_step_functions_sync_stores_the_aggregate_top_rows(ctx: ApiContext) -> N
             },
         ],
     }
-    launcher = StepFunctionsBacktestLauncher(_Described("SUCCEEDED", output), "arn", ctx.backtests)
-    launcher.sync(_started(ctx.backtests, "ok"))
+    launcher = StepFunctionsBacktestLauncher(
+        DescribedExecution("SUCCEEDED", output), "arn", ctx.backtests
+    )
+    launcher.sync(running_run(ctx.backtests, "ok"))
     row = ctx.backtests.get("ok")
     assert row is not None
     assert row.status == "succeeded"
@@ -320,8 +270,8 @@ def test_step_functions_sync_stores_the_aggregate_top_rows(ctx: ApiContext) -> N
 
 
 def test_step_functions_sync_records_failures(ctx: ApiContext) -> None:
-    launcher = StepFunctionsBacktestLauncher(_Described("FAILED"), "arn", ctx.backtests)
-    launcher.sync(_started(ctx.backtests, "bad"))
+    launcher = StepFunctionsBacktestLauncher(DescribedExecution("FAILED"), "arn", ctx.backtests)
+    launcher.sync(running_run(ctx.backtests, "bad"))
     row = ctx.backtests.get("bad")
     assert row is not None
     assert row.status == "failed"

@@ -1,118 +1,31 @@
 """Ingest service and `algotrendy ingest`: windows, resume, failure mid-way, one-line errors.
 
-The channel is a fake implementing the CandleChannel protocol: deterministic candles on
-the timeframe grid, pages reported through `progress`, and a failure that can be set to
-strike in the middle of a given call, after some pages were already reported.
+The channel is a fake implementing the CandleChannel protocol (ingest_helpers.FakeChannel):
+deterministic candles on the timeframe grid, pages reported through `progress`, and a failure
+that can be set to strike in the middle of a given call, after some pages were already
+reported.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import typer
+from ingest_helpers import NOW, T0, FakeChannel
 from typer.testing import CliRunner, Result
 
 from algotrendy.cli import ingest as cli_ingest
 from algotrendy.data.channels.base import CandleChannel, ChannelInfo
 from algotrendy.data.ingest import IngestRequest, IngestService
 from algotrendy.data.manager import all_health
-from algotrendy.data.normalise import parse_timeframe
 from algotrendy.data.pipeline import CandlePipeline
-from algotrendy.domain.market import AssetClass, DataKind
+from algotrendy.domain.market import DataKind
 from algotrendy.errors import ParameterError, SourceUnavailableError
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
-
-T0 = datetime(2024, 1, 1, tzinfo=UTC)
-NOW = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
-
-
-def price(t: datetime) -> float:
-    hours = (t - T0).total_seconds() / 3600
-    return 100.0 + 10.0 * math.sin(hours / 7.0) + hours * 0.01
-
-
-class FakeChannel:
-    """Candles for every grid time in [since, until) except `skip`."""
-
-    def __init__(
-        self,
-        name: str = "fakex",
-        *,
-        timeframes: tuple[str, ...] = ("1h", "1d"),
-        page: int = 4,
-        fail_on_call: int | None = None,
-        fail_after_pages: int = 1,
-        skip: frozenset[datetime] = frozenset(),
-        weekdays_only: bool = False,
-        extra_bar: bool = False,
-    ) -> None:
-        self.info = ChannelInfo(
-            name=name,
-            asset_classes=(AssetClass.CRYPTO,),
-            kinds=(DataKind.OHLCV,),
-            timeframes=timeframes,
-        )
-        self.page = page
-        self.fail_on_call = fail_on_call
-        self.fail_after_pages = fail_after_pages
-        self.skip = skip
-        self.weekdays_only = weekdays_only
-        self.extra_bar = extra_bar
-        self.calls: list[tuple[str, str, datetime, datetime | None]] = []
-
-    def frame(self, timeframe: str, since: datetime, until: datetime) -> pd.DataFrame:
-        step = parse_timeframe(timeframe)
-        assert step is not None
-        first = T0 + math.ceil((since - T0) / step) * step
-        times = []
-        t = first
-        while t < until:
-            if t not in self.skip and not (self.weekdays_only and t.weekday() >= 5):
-                times.append(t)
-            t += step
-        if self.extra_bar:
-            times.append(t)  # one bar past `until`, as a careless source might send
-        close = np.array([price(t) for t in times])
-        index = pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="time")
-        return pd.DataFrame(
-            {
-                "open": close - 0.5,
-                "high": close + 1.0,
-                "low": close - 1.0,
-                "close": close,
-                "volume": np.full(len(times), 5.0),
-            },
-            index=index,
-        )
-
-    def fetch_ohlcv(
-        self,
-        symbol: str,
-        timeframe: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> pd.DataFrame:
-        self.calls.append((symbol, timeframe, since, until))
-        assert until is not None
-        frame = self.frame(timeframe, since, until)
-        for k, start in enumerate(range(0, len(frame), self.page)):
-            if len(self.calls) == self.fail_on_call and k == self.fail_after_pages:
-                raise SourceUnavailableError(
-                    f"{self.info.name}: fetch {symbol} {timeframe} refused "
-                    "(NetworkError: connection reset by peer)"
-                )
-            if progress is not None:
-                progress(len(frame.iloc[start : start + self.page]))
-        return frame
 
 
 def service(

@@ -4,14 +4,12 @@ the user spelt it; a channel without symbol resolution keeps the symbol as typed
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import typer
-from test_ingest import NOW, T0, FakeChannel
+from ingest_helpers import NOW, T0, FakeChannel
 from typer.testing import CliRunner, Result
 
 from algotrendy.cli import ingest as cli_ingest
@@ -28,24 +26,13 @@ MARKETS = {"BTCUSDT": "BTC/USDT", "BTC/USDT": "BTC/USDT"}
 
 
 class ResolvingChannel(FakeChannel):
-    """FakeChannel serving only the markets in MARKETS, under either spelling."""
+    """FakeChannel serving only the markets in MARKETS, under either spelling (and, as
+    FakeChannel checks, asked for candles by the canonical one)."""
 
     def canonical_symbol(self, symbol: str) -> str:
         if symbol not in MARKETS:
             raise ParameterError(f"{self.info.name}: unknown symbol {symbol!r}")
         return MARKETS[symbol]
-
-    def fetch_ohlcv(
-        self,
-        symbol: str,
-        timeframe: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> pd.DataFrame:
-        assert symbol == self.canonical_symbol(symbol)  # asked by the canonical symbol
-        return super().fetch_ohlcv(symbol, timeframe, since, until, progress=progress)
 
 
 def test_two_spellings_of_one_market_are_one_series_and_one_cached_price(

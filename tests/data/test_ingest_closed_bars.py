@@ -3,64 +3,34 @@ every store catching up after one of them failed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from ingest_helpers import FakeChannel
 
-from algotrendy.data.channels.base import ChannelInfo
 from algotrendy.data.ingest import IngestRequest, IngestService
 from algotrendy.data.normalise import bar_close, closed_bars, default_until
 from algotrendy.data.pipeline import CandlePipeline
-from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.storage.base import StoreError, get_latest_price
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
 
-PARTIAL, FINAL = 100.5, 150.0
+FINAL = 150.0
 
 
-class GridChannel:
-    """Bars opening at `opens`; a bar not yet closed at the channel's clock is served with
-    its close so far (`PARTIAL`), as an exchange serves the bar still forming."""
-
-    def __init__(
-        self, timeframe: str, opens: list[datetime], clock: Callable[[], datetime]
-    ) -> None:
-        self.info = ChannelInfo(
-            name="gridx",
-            asset_classes=(AssetClass.CRYPTO,),
-            kinds=(DataKind.OHLCV,),
-            timeframes=(timeframe,),
-        )
-        self.opens = opens
-        self.clock = clock
-
-    def fetch_ohlcv(
-        self,
-        symbol: str,
-        timeframe: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> pd.DataFrame:
-        now = self.clock()
-        times = [t for t in self.opens if t >= since and (until is None or t < until) and t <= now]
-        close = np.array([FINAL if bar_close(t, timeframe) <= now else PARTIAL for t in times])
-        return pd.DataFrame(
-            {"open": 100.0, "high": close + 1, "low": 99.0, "close": close, "volume": 1.0},
-            index=pd.DatetimeIndex(times, dtype="datetime64[ns, UTC]", name="time"),
-        )
+def grid_channel(timeframe: str, opens: list[datetime], clock: list[datetime]) -> FakeChannel:
+    """Bars opening at `opens`, each `FINAL` once closed at `clock[0]` (`PARTIAL` before)."""
+    return FakeChannel(
+        "gridx", timeframes=(timeframe,), opens=opens, clock=lambda: clock[0], close=lambda t: FINAL
+    )
 
 
 def ingest(
     timeframe: str, opens: list[datetime], store: LocalCandleStore, clock: list[datetime]
 ) -> None:
-    channel = GridChannel(timeframe, opens, lambda: clock[0])
+    channel = grid_channel(timeframe, opens, clock)
     service = IngestService(channel, CandlePipeline([store]), now=lambda: clock[0])
     service.run(IngestRequest("gridx", "BTC/USDT", timeframe, since=opens[0]))
 
@@ -169,7 +139,7 @@ def test_a_store_that_missed_a_window_catches_up_on_the_next_run(tmp_path: Path)
     second = FailingOnceStore(tmp_path / "b", fsync=False)
     second.name = "mirror"
     clock = [t0 + timedelta(hours=10)]
-    channel = GridChannel("1h", opens, lambda: clock[0])
+    channel = grid_channel("1h", opens, clock)
     service = IngestService(channel, CandlePipeline([first, second]), now=lambda: clock[0])
     request = IngestRequest("gridx", "BTC/USDT", "1h", since=t0)
     service.run(request)

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import typer
+from ingest_helpers import FakeChannel
 from typer.testing import CliRunner
 
 from algotrendy.cli.ingest import register
-from algotrendy.data.channels.base import ChannelInfo
 from algotrendy.data.ingest import IngestRequest, IngestService, candle_poll
 from algotrendy.data.manager import (
     ChannelHealth,
@@ -25,7 +22,6 @@ from algotrendy.data.manager import (
     track_health,
 )
 from algotrendy.data.pipeline import CandlePipeline
-from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import ParameterError, SourceUnavailableError
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
@@ -217,43 +213,15 @@ def test_channels_status_with_nothing_recorded(tmp_path: Path) -> None:
     assert "no channel has run yet" in result.output
 
 
-class HourlyChannel:
-    """Minimal CandleChannel: one flat candle per hour in [since, until)."""
-
-    info = ChannelInfo(
-        name="fakex",
-        asset_classes=(AssetClass.CRYPTO,),
-        kinds=(DataKind.OHLCV,),
-        timeframes=("1h",),
-    )
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[datetime, datetime | None]] = []
-
-    def fetch_ohlcv(
-        self,
-        symbol: str,
-        timeframe: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> pd.DataFrame:
-        self.calls.append((since, until))
-        assert until is not None
-        index = pd.date_range(since, until, freq="1h", inclusive="left", name="time")
-        ones = np.ones(len(index))
-        return pd.DataFrame(
-            {"open": ones, "high": ones, "low": ones, "close": ones, "volume": ones},
-            index=pd.DatetimeIndex(index, dtype="datetime64[ns, UTC]", freq=None),
-        )
-
-
 def test_manager_polls_candles_incrementally(tmp_path: Path) -> None:
     """A candle job run every hour stores each newly closed bar exactly once."""
     clock = FakeClock()
     clock.advance(3 * 3600 + 60)  # 03:01: bars 00:00, 01:00, 02:00 have closed
-    cache, store, channel = MemoryCache(), LocalCandleStore(tmp_path), HourlyChannel()
+    cache, store, channel = (
+        MemoryCache(),
+        LocalCandleStore(tmp_path),
+        FakeChannel(timeframes=("1h",)),
+    )
     service = IngestService(
         channel, CandlePipeline([store], cache=cache, now=clock.now), now=clock.now
     )
@@ -261,7 +229,7 @@ def test_manager_polls_candles_incrementally(tmp_path: Path) -> None:
     manager = ChannelManager(cache, clock=clock)
     manager.add_job("fakex", candle_poll(service, request), timedelta(hours=1))
     manager.run(cycles=3)  # at 03:01, 04:01, 05:01
-    assert [(a.hour, b.hour if b else None) for a, b in channel.calls] == [
+    assert [(a.hour, b.hour if b else None) for _, _, a, b in channel.calls] == [
         (0, 3),
         (3, 4),
         (4, 5),

@@ -9,93 +9,27 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from ingest_group_helpers import FrameChannel, group, received, scheduled
 
-from algotrendy.data.channels.base import ChannelInfo
 from algotrendy.data.manager import all_health
-from algotrendy.domain.market import AssetClass, DataKind
 from algotrendy.errors import SourceUnavailableError
-from algotrendy.messaging import Envelope, InMemoryQueue
-from algotrendy.signals import CandlesClosed, IngestGroup, run_ingest_group
+from algotrendy.messaging import InMemoryQueue
+from algotrendy.signals import run_ingest_group
 from algotrendy.storage.base import get_latest_price
 from algotrendy.storage.cache import MemoryCache
 from algotrendy.storage.local import LocalCandleStore
 
 
-class FrameChannel:
-    """Serves candles from a frame per symbol; `down` symbols raise as a dead source."""
-
-    def __init__(
-        self, name: str, frames: dict[str, pd.DataFrame], down: frozenset[str] = frozenset()
-    ) -> None:
-        self.info = ChannelInfo(
-            name=name,
-            asset_classes=(AssetClass.CRYPTO,),
-            kinds=(DataKind.OHLCV,),
-            timeframes=("1m",),
-        )
-        self.frames = frames
-        self.down = down
-        self.calls: list[tuple[str, datetime, datetime | None]] = []
-
-    def fetch_ohlcv(
-        self,
-        symbol: str,
-        timeframe: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        progress: Any = None,
-    ) -> pd.DataFrame:
-        self.calls.append((symbol, since, until))
-        if symbol in self.down:
-            raise SourceUnavailableError(f"{self.info.name}: {symbol}: connection reset")
-        frame = self.frames[symbol]
-        index = frame.index
-        mask = (index >= pd.Timestamp(since)) & (
-            index < pd.Timestamp(until) if until is not None else True
-        )
-        return frame[mask]
-
-
-@pytest.fixture
-def btc(btc_1m: pd.DataFrame) -> pd.DataFrame:
-    return btc_1m.iloc[:3000]
-
-
-def group(**overrides: Any) -> IngestGroup:
-    raw: dict[str, Any] = {
-        "group": "crypto-1m",
-        "channels": [{"source": "fakex", "symbols": ["BTC/USDT"], "timeframes": ["1m"]}],
-        "backfill_bars": 300,
-    }
-    raw.update(overrides)
-    return IngestGroup.model_validate(raw)
-
-
-def received(queue: InMemoryQueue) -> list[CandlesClosed]:
-    return [CandlesClosed.from_envelope(Envelope.parse(b)) for b in queue.bodies()]
-
-
-def test_runs_resume_and_announce_only_new_closed_bars(tmp_path: Path, btc: pd.DataFrame) -> None:
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
+def test_runs_resume_and_announce_only_new_closed_bars(
+    store: LocalCandleStore, cache: MemoryCache, btc: pd.DataFrame, clock: list[datetime]
+) -> None:
+    # The clock is mid-way through the bar after t[1000]: that bar is forming, t[1000] is
+    # the newest closed.
     queue = InMemoryQueue("signals")
-    channel = FrameChannel("fakex", {"BTC/USDT": btc})
     t = btc.index
-    # Mid-way through the bar after t[1000]: that bar is forming, t[1000] is the newest closed.
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    run = scheduled(FrameChannel("fakex", {"BTC/USDT": btc}), store, cache, queue, clock)
 
-    def run() -> dict[str, Any]:
-        return run_ingest_group(
-            group(),
-            stores=[store],
-            cache=cache,
-            signals=queue,
-            channel_factory=lambda name, settings: channel,
-            now=lambda: clock[0],
-        ).as_dict()
-
-    first = run()
+    first = run().as_dict()
     assert first["failed"] == 0
     (outcome,) = first["outcomes"]
     assert outcome["status"] == "new_bars"
@@ -117,7 +51,7 @@ def test_runs_resume_and_announce_only_new_closed_bars(tmp_path: Path, btc: pd.D
     # Five minutes later: the bars that closed since, announced in one message.
     clock[0] += timedelta(minutes=5)
     newest = t[t < pd.Timestamp(clock[0]).floor("1min")][-1]
-    second = run()
+    second = run().as_dict()
     assert second["outcomes"][0]["status"] == "new_bars"
     msg = received(queue)[-1]
     assert msg.last_bar == newest.to_pydatetime()
@@ -125,7 +59,7 @@ def test_runs_resume_and_announce_only_new_closed_bars(tmp_path: Path, btc: pd.D
     assert store.read("fakex", "BTC/USDT", "1m").index[-1] == newest
 
     # Same minute again: nothing new, nothing announced.
-    third = run()
+    third = run().as_dict()
     assert third["outcomes"][0]["status"] == "up_to_date"
     assert len(queue) == 2
 

@@ -4,13 +4,13 @@ switching the group to the other spelling resumes the same series."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from test_ingest_group import FrameChannel, group, received
+from ingest_group_helpers import FrameChannel, group, received, scheduled
 
 from algotrendy.errors import ParameterError
 from algotrendy.messaging import InMemoryQueue
@@ -40,23 +40,16 @@ def btc(btc_1m: pd.DataFrame) -> pd.DataFrame:
     return btc_1m.iloc[:1500]
 
 
-def test_a_group_keys_the_series_by_the_canonical_symbol(tmp_path: Path, btc: pd.DataFrame) -> None:
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
+def test_a_group_keys_the_series_by_the_canonical_symbol(
+    store: LocalCandleStore, cache: MemoryCache, btc: pd.DataFrame, clock: list[datetime]
+) -> None:
     queue = InMemoryQueue("signals")
     channel = ResolvingFrameChannel("fakex", {"BTC/USDT": btc})
     t = btc.index
-    clock = [t[1001].to_pydatetime() + timedelta(seconds=20)]
+    scheduled_run = scheduled(channel, store, cache, queue, clock)
 
     def run(symbols: list[str]) -> dict[str, Any]:
-        return run_ingest_group(
-            group(channels=channels(symbols)),
-            stores=[store],
-            cache=cache,
-            signals=queue,
-            channel_factory=lambda name, settings: channel,
-            now=lambda: clock[0],
-        ).as_dict()
+        return scheduled_run(channels=channels(symbols)).as_dict()
 
     first = run(["BTCUSDT"])
     (outcome,) = first["outcomes"]

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from test_ingest_group import FrameChannel, group, received
+from ingest_group_helpers import FrameChannel, received, scheduled
 
 from algotrendy.data.channels.base import ChannelInfo
 from algotrendy.domain.market import AssetClass, DataKind, NewsItem
 from algotrendy.messaging import InMemoryQueue
-from algotrendy.signals import run_ingest_group
 from algotrendy.signals.ingest_group import (
     ANNOUNCED_NAMESPACE,
     IngestGroupResult,
@@ -66,54 +66,37 @@ class LaggingStore(LocalCandleStore):
         return super().last_timestamp(exchange, symbol, timeframe)
 
 
-@pytest.fixture
-def btc(btc_1m: pd.DataFrame) -> pd.DataFrame:
-    return btc_1m.iloc[:3000]
-
-
-@pytest.fixture
-def clock(btc: pd.DataFrame) -> list[datetime]:
-    """The runs' clock, a list the test moves on: first 20 s into bar 1001, so bar 1000
-    is the last closed one."""
-    return [btc.index[1001].to_pydatetime() + timedelta(seconds=20)]
-
-
 Runner = Callable[..., Callable[[], IngestGroupResult]]
 
 
 @pytest.fixture
-def runner(btc: pd.DataFrame, clock: list[datetime]) -> Runner:
-    """`runner(store, cache, queue, **group_overrides)`: a scheduled run of the group over
-    `btc` served by a fake channel, at `clock[0]`."""
+def runner(
+    btc: pd.DataFrame, clock: list[datetime], store: LocalCandleStore, cache: MemoryCache
+) -> Runner:
+    """`runner(queue, store=, cache=, **group_overrides)`: a scheduled run of the group over
+    `btc` served by a fake channel, at `clock[0]`, into the `store` and `cache` fixtures
+    unless told otherwise."""
+    default_store, default_cache = store, cache
 
     def make(
-        store: LocalCandleStore, cache: MemoryCache | None, queue: InMemoryQueue, **overrides: Any
+        queue: InMemoryQueue,
+        *,
+        store: LocalCandleStore = default_store,
+        cache: MemoryCache | None = default_cache,
+        **overrides: Any,
     ) -> Callable[[], IngestGroupResult]:
-        channel = FrameChannel("fakex", {"BTC/USDT": btc})
-
-        def run() -> IngestGroupResult:
-            return run_ingest_group(
-                group(**overrides),
-                stores=[store],
-                cache=cache,
-                signals=queue,
-                channel_factory=lambda name, settings: channel,
-                now=lambda: clock[0],
-            )
-
-        return run
+        run = scheduled(FrameChannel("fakex", {"BTC/USDT": btc}), store, cache, queue, clock)
+        return partial(run, **overrides)
 
     return make
 
 
 def test_bars_whose_announcement_failed_are_announced_by_the_next_run(
-    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
+    cache: MemoryCache, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
     queue = FlakyQueue("signals")
     t = btc.index
-    run = runner(store, cache, queue)
+    run = runner(queue)
     run()  # first run: t[1000] announced
     assert last_announced(cache, "fakex", "BTC/USDT", "1m") == t[1000].to_pydatetime()
 
@@ -141,13 +124,11 @@ def test_bars_whose_announcement_failed_are_announced_by_the_next_run(
 
 
 def test_a_failed_announcement_is_retried_even_when_no_new_bar_closed(
-    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
+    btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
     queue = FlakyQueue("signals")
     t = btc.index
-    run = runner(store, cache, queue)
+    run = runner(queue)
     run()
     queue.down = True
     clock[0] += 2 * MINUTE
@@ -162,14 +143,12 @@ def test_a_failed_announcement_is_retried_even_when_no_new_bar_closed(
 
 
 def test_without_a_watermark_a_run_announces_its_own_new_bars(
-    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
+    cache: MemoryCache, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
     """The cache lost the watermark (or holds garbage): the pre-watermark rule applies."""
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
     queue = InMemoryQueue("signals")
     t = btc.index
-    run = runner(store, cache, queue)
+    run = runner(queue)
     run()
     cache.put(ANNOUNCED_NAMESPACE, "fakex:BTC/USDT:1m", {"last_bar": "garbled"})
     clock[0] += 2 * MINUTE
@@ -184,7 +163,7 @@ def test_new_bars_count_even_before_the_store_shows_them(
     store = LaggingStore(tmp_path)
     queue = InMemoryQueue("signals")
     t = btc.index
-    run = runner(store, None, queue)  # no cache: no watermark either
+    run = runner(queue, store=store, cache=None)  # no cache: no watermark either
     run()
     store.lagging = True
     clock[0] += 3 * MINUTE
@@ -196,13 +175,11 @@ def test_new_bars_count_even_before_the_store_shows_them(
 
 
 def test_an_outage_longer_than_the_backfill_leaves_no_gap(
-    tmp_path: Path, btc: pd.DataFrame, clock: list[datetime], runner: Runner
+    store: LocalCandleStore, btc: pd.DataFrame, clock: list[datetime], runner: Runner
 ) -> None:
-    store = LocalCandleStore(tmp_path, fsync=False)
-    cache = MemoryCache()
     queue = InMemoryQueue("signals")
     t = btc.index
-    run = runner(store, cache, queue, backfill_bars=120)
+    run = runner(queue, backfill_bars=120)
     run()
     clock[0] += timedelta(hours=3)  # 180 bars > backfill_bars
     outcome = run().outcomes[0]
