@@ -61,7 +61,11 @@ def test_zip_function_handler_file_exists(name: str) -> None:
 def test_environment_variables_are_settings_fields(name: str) -> None:
     """An ALGOTRENDY_* variable that is not a Settings field is silently ignored
     (extra="ignore"): a misspelt name would leave the function unconfigured."""
+    from algotrendy.data.channels import alphavantage
+
     fields = {f"ALGOTRENDY_{f.upper()}" for f in Settings.model_fields}
+    # Read by the alphavantage channel itself (its module's names, so a typo still fails).
+    fields |= {alphavantage.API_KEY_ENV, alphavantage.STATE_DIR_ENV}
     env = sam.function_environment(TEMPLATE, name)
     ours = {v for v in env if v.startswith("ALGOTRENDY_")}
     assert ours, f"{name} gets no ALGOTRENDY_ setting"
@@ -513,3 +517,19 @@ def test_a_failing_ingest_raises_an_alarm_and_is_not_retried_by_lambda(function:
     assert alarm["MetricName"] == "Errors"
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Threshold"] == 0
+
+
+def test_alphavantage_gets_its_key_only_when_configured_and_a_writable_counter() -> None:
+    """Its key resolves from Secrets Manager when AlphaVantageSecretName is set (else the
+    variable is absent, not empty), and its call counter lives under /tmp, the only
+    writable path in Lambda."""
+    env = _props("EquitiesIngestFunction")["Environment"]["Variables"]
+    condition, key, absent = env["ALGOTRENDY_ALPHAVANTAGE_API_KEY"]["Fn::If"]
+    assert condition == "HasAlphaVantage"
+    assert absent == {"Ref": "AWS::NoValue"}
+    assert re.fullmatch(
+        r"\{\{resolve:secretsmanager:\$\{AlphaVantageSecretName\}:SecretString:api_key\}\}",
+        key["Fn::Sub"],
+    )
+    assert env["ALGOTRENDY_STATE_DIR"].startswith("/tmp/")
+    assert sam.parameter_defaults(TEMPLATE)["AlphaVantageSecretName"] == ""
