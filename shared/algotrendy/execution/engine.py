@@ -90,12 +90,27 @@ class EngineStats:
 class KillSwitchResult:
     """What turning the kill switch on did (`ExecutionEngine.apply_kill_switch`), for the
     operator who asked: the orders cancelled, those that could NOT be cancelled (id ->
-    status and the broker's error: check them at the venue), and submits still unanswered
-    after the drain (their orders may be live)."""
+    status and the broker's error: check them at the venue), submits still unanswered
+    after the drain (their orders may be live), and why the switch could not be saved
+    (`unsaved`; None when it was): ON in this process only, a restart would turn it off."""
 
     cancelled: list[str] = field(default_factory=list)
     not_cancelled: dict[str, str] = field(default_factory=dict)
     unanswered_submits: int = 0
+    unsaved: str | None = None
+
+    @property
+    def persisted(self) -> bool:
+        return self.unsaved is None
+
+
+class KillSwitchNotSavedError(RuntimeError):
+    """`set_kill_switch`: the switch is ON in memory and the sweep ran, but saving it
+    failed. `result` is what the sweep did, `result.unsaved` why saving failed."""
+
+    def __init__(self, result: KillSwitchResult) -> None:
+        super().__init__(f"kill switch ON but not saved: {result.unsaved}")
+        self.result = result
 
 
 # A recorded broker update: the order, its known fill ids, its new fills, position event.
@@ -322,7 +337,12 @@ class ExecutionEngine:
     def _missing_at_broker(self, order: Order, now: datetime) -> str:
         """An open order the broker says it does not have; returns the note.
 
-        * NEW (start-up only, see `_reconcile`): the submit never reached it -> REJECTED.
+        * NEW (start-up only, see `_reconcile`): its submit may have gone out just before
+          a crash, and the venue's lookup may lag behind it. Nor is a resubmit on
+          redelivery to be counted on (an in-memory queue dies with the process, a replace
+          has no message, a message can go to the DLQ). So it is treated like a first miss
+          of an acknowledged order: UNKNOWN, still reserving; a redelivery then only looks
+          it up, never submits it.
         * Acknowledged (SUBMITTED, PARTIALLY_FILLED): a lookup can miss a working order
           (venue read lag, a symbol the adapter does not search), and freeing its exposure
           then could double a position. So the first miss only marks it UNKNOWN: it keeps
@@ -338,8 +358,11 @@ class ExecutionEngine:
         coid, before = order.client_order_id, order.status
         acknowledged = order.broker_order_id is not None or order.filled_quantity > 0
         if before is OrderStatus.NEW:
-            order.status = OrderStatus.REJECTED
-            order.reason = "not found at broker on reconciliation (never submitted)"
+            order.status = OrderStatus.UNKNOWN
+            order.reason = ("new order not found at broker on start-up reconciliation: its "
+                            "submit may have reached the venue just before a crash; still "
+                            "reserving its exposure until found or missed again")  # fmt: skip
+            order.updated_at = now  # the grace period counts from here
         elif before is not OrderStatus.UNKNOWN:
             order.status = OrderStatus.UNKNOWN
             order.reason = (f"{before.value} order not found at broker on reconciliation; "
@@ -356,8 +379,6 @@ class ExecutionEngine:
             order.reason = ("never acknowledged and still not found at broker after the grace "
                             "period: presumed never placed (check the venue)")  # fmt: skip
         self._persist(order)
-        if before is OrderStatus.NEW:
-            return f"{coid}: {order.reason}"
         return f"{coid}: {before.value} -> {order.status.value}: {order.reason}"
 
     def _reconcile_positions(
@@ -796,8 +817,12 @@ class ExecutionEngine:
         return self.process(successor)
 
     def set_kill_switch(self, on: bool, *, actor: str = "operator") -> list[str]:
-        """`apply_kill_switch`, returning only the cancelled ids."""
-        return self.apply_kill_switch(on, actor=actor).cancelled
+        """`apply_kill_switch`, returning only the cancelled ids; raises
+        `KillSwitchNotSavedError` (after the sweep) when ON could not be saved."""
+        result = self.apply_kill_switch(on, actor=actor)
+        if result.unsaved is not None:
+            raise KillSwitchNotSavedError(result)
+        return result.cancelled
 
     def apply_kill_switch(self, on: bool, *, actor: str = "operator") -> KillSwitchResult:
         """On: block new orders, let submits already under way answer, then cancel every
@@ -805,7 +830,10 @@ class ExecutionEngine:
         `kill_switch_incomplete` alert). Saved, so a restart keeps it.
 
         Each way, the safe state comes first: ON is set in memory before it is saved,
-        OFF only after it is saved, so a failed save never leaves trading enabled."""
+        OFF only after it is saved, so a failed save never leaves trading enabled. OFF
+        raises when it cannot be saved (nothing changed). ON that cannot be saved still
+        sweeps and returns its result with `unsaved` set (and alerts): raising would lose
+        the list of orders still live, which the operator needs most then."""
         if not on:
             self._save_kill_switch(False, actor)
             with self._gate:
@@ -814,18 +842,17 @@ class ExecutionEngine:
             return KillSwitchResult()
         with self._gate:
             self.kill_switch = True  # no submit starts from here on
-        unsaved: Exception | None = None
+        unsaved: str | None = None
         try:
             self._save_kill_switch(True, actor)
-        except Exception as exc:  # noqa: BLE001 - alerted, raised after the sweep
-            unsaved = exc
-            self._alert("kill_switch_unsaved", f"kill switch ON but not saved: {exc}")
+        except Exception as exc:  # logged, alerted and returned in the result
+            log.error("kill switch ON but not saved", exc_info=True)
+            unsaved = f"{type(exc).__name__}: {exc}"
+            self._alert("kill_switch_unsaved", f"kill switch ON but not saved: {unsaved}")
         self._alert("kill_switch", f"kill switch ON by {actor}")
         unanswered = self._drain_submits()
         cancelled, not_cancelled = self._cancel_working()
-        if unsaved is not None:
-            raise unsaved
-        return KillSwitchResult(cancelled, not_cancelled, unanswered)
+        return KillSwitchResult(cancelled, not_cancelled, unanswered, unsaved)
 
     def _save_kill_switch(self, on: bool, actor: str) -> None:
         self._settings.set(KILL_SWITCH_KEY, {"on": on}, actor[:64])

@@ -193,9 +193,21 @@ def create_app(runtime: EngineRuntime) -> Any:
         result = engine.apply_kill_switch(body.on, actor=claims.sub)
         # What could not be cancelled is in the reply, not only in an alert: the operator
         # who pulled the switch must see which orders may still be live at the venue.
-        return {"kill_switch": body.on, "cancelled": result.cancelled,
-                "not_cancelled": result.not_cancelled,
-                "unanswered_submits": result.unanswered_submits}  # fmt: skip
+        reply: dict[str, Any] = {"kill_switch": body.on, "cancelled": result.cancelled,
+                                 "not_cancelled": result.not_cancelled,
+                                 "unanswered_submits": result.unanswered_submits}  # fmt: skip
+        if result.unsaved is None:
+            return reply
+        # ON and swept, but only in memory: a 5xx so no client takes it for done, with the
+        # sweep's result, since the orders it could not cancel matter most right now.
+        return JSONResponse(
+            {"title": "Kill switch not saved", "status": 503,
+             "detail": f"the kill switch is ON in this engine and working orders were swept, "
+                       f"but saving it failed ({result.unsaved}): a restart would turn it "
+                       "off. Post it again once the database is back.",
+             "persisted": False, **reply},
+            status_code=503, media_type="application/problem+json",
+        )  # fmt: skip
 
     inner_lifespan = stream.router.lifespan_context
 
