@@ -271,3 +271,52 @@ def test_backtest_grids_past_decimal_limits_are_422(
 ) -> None:
     error = _only_error(_backtest(client, trader, grid={"fast": spec}))
     assert error["field"] == "grid"
+
+
+def test_body_in_a_declared_non_utf8_charset_is_415_naming_it(
+    client: TestClient, ctx: ApiContext, trader: Session
+) -> None:
+    """Was FastAPI's plain 400 "There was an error parsing the body" (not problem+json)."""
+    raw = '{"symbol": "GOOG", "side": "buy", "quantity": 1, "strategy": "café"}'
+    for content in (raw.encode("latin-1"), raw.replace("é", "e").encode("latin-1")):
+        # with and without a byte outside ASCII: the declared charset decides, not the bytes
+        reply = client.post(
+            "/orders",
+            content=content,
+            headers={**trader.headers, "Content-Type": "application/json; charset=latin-1"},
+        )
+        body = assert_problem(reply, 415, "unsupported-media-type")
+        assert body["detail"] == (
+            "charset 'latin-1' is not accepted; JSON bodies must be UTF-8 (RFC 8259)"
+        )
+        assert reply.headers["accept-post"] == "application/json"
+    assert isinstance(ctx.orders_queue, InMemoryQueue)
+    assert len(ctx.orders_queue) == 0
+
+
+def test_utf8_charset_spelled_any_way_is_accepted(client: TestClient, trader: Session) -> None:
+    reply = client.post(
+        "/orders",
+        content='{"symbol": "GOOG", "side": "buy", "quantity": 1, "strategy": "café"}'.encode(),
+        headers={**trader.headers, "Content-Type": "application/json; charset=UTF8"},
+    )
+    assert reply.status_code == 202, reply.text
+
+
+def test_body_that_is_not_utf8_is_400_naming_the_byte(
+    client: TestClient, ctx: ApiContext, trader: Session
+) -> None:
+    """Was FastAPI's plain 400 "There was an error parsing the body" (not problem+json)."""
+    content = b'{"symbol": "GOOG", "side": "buy", "quantity": 1, "strategy": "caf\xe9"}'
+    reply = client.post(
+        "/orders", content=content, headers={**trader.headers, "Content-Type": "application/json"}
+    )
+    error = _only_error(reply, 400)
+    assert (error["field"], error["pointer"], error["location"]) == ("body", "#", "body")
+    position = content.index(b"\xe9")
+    assert error["detail"] == (
+        f"not valid UTF-8: invalid continuation byte (byte 0xe9) at byte {position}"
+    )
+    assert reply.json()["type"] == "tag:algotrendy,2025:api/bad-request"
+    assert isinstance(ctx.orders_queue, InMemoryQueue)
+    assert len(ctx.orders_queue) == 0

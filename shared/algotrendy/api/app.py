@@ -43,7 +43,7 @@ from algotrendy.errors import AlgoTrendyError
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
-JSON = "application/json"
+JSON = problems.JSON
 _NUL = "must not contain a NUL character (\\u0000)"
 
 DESCRIPTION = """AlgoTrendy REST API. Sign in at `POST /auth/login`, then send
@@ -141,12 +141,14 @@ async def check_request(request: Request) -> None:
         return
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
-        raise problems.Problem(
-            415,
-            "unsupported-media-type",
-            f"content type {content_type!r} is not accepted here; send application/json",
-            headers={"Accept-Post" if request.method == "POST" else "Accept-Patch": JSON},
+        raise problems.unsupported_media_type(
+            request, f"content type {content_type!r} is not accepted here; send {JSON}"
         )
+    # An ASCII-only body parses whatever charset it declares; refuse a non-UTF-8 one here
+    # too, so the answer does not depend on which characters the body happens to hold.
+    wrong_charset = problems.unsupported_charset(request)
+    if wrong_charset is not None:
+        raise wrong_charset
     found = _nul_at(await request.json(), ())  # parsed (and cached) by FastAPI already
     if found is not None:
         raise problems.invalid(".".join(found) or "body", _NUL)

@@ -11,6 +11,8 @@ line with the same request id does.
 
 from __future__ import annotations
 
+import codecs
+import email.message
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,6 +25,7 @@ from algotrendy.auth.tokens import TokenError
 from algotrendy.errors import DataError, ParameterError, UnknownStrategyError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+JSON = "application/json"
 TYPE_PREFIX = "tag:algotrendy,2025:api/"
 
 TITLES: dict[str, str] = {
@@ -100,6 +103,45 @@ def invalid(field: str, detail: str, *, location: str = "body") -> Problem:
     )
 
 
+def unsupported_media_type(request: Request, detail: str) -> Problem:
+    """A 415 saying what is accepted instead (RFC 9110 section 15.5.16, RFC 5789)."""
+    header = "Accept-Post" if request.method == "POST" else "Accept-Patch"
+    return Problem(415, "unsupported-media-type", detail, headers={header: JSON})
+
+
+def unsupported_charset(request: Request) -> Problem | None:
+    """A 415 when the body declares a charset other than UTF-8: RFC 8259 section 8.1
+    requires UTF-8 for JSON exchanged between systems, and the parser reads UTF-8 only,
+    so another charset is refused by name whatever bytes the body happens to hold."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return None
+    message = email.message.Message()
+    message["content-type"] = content_type
+    charset = message.get_content_charset()
+    if charset is None:
+        return None
+    try:
+        name = codecs.lookup(charset).name  # "utf-8" for its aliases too: UTF8, utf_8
+    except LookupError:
+        name = charset  # an unknown charset is no more UTF-8 than a known other one
+    if name == "utf-8":
+        return None
+    return unsupported_media_type(
+        request, f"charset {charset!r} is not accepted; JSON bodies must be UTF-8 (RFC 8259)"
+    )
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> Problem:
+    """A 400 naming where the body stops being UTF-8 text (the status FastAPI gave it;
+    the problem document says why), pointing at the body as malformed JSON is."""
+    bad = exc.object[exc.start : exc.start + 1].hex()
+    detail = f"not valid UTF-8: {exc.reason} (byte 0x{bad}) at byte {exc.start}"
+    entry = field_error("body", detail)
+    entry["pointer"] = "#"
+    return Problem(400, "bad-request", f"body: {detail}", errors=[entry])
+
+
 def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_PREFIX + problem.kind,
@@ -167,6 +209,11 @@ async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        # FastAPI's plain 400 "There was an error parsing the body" for a body the JSON
+        # parser could not decode: name the declared charset, else the first bad byte.
+        return problem_response(request, unsupported_charset(request) or _not_utf8(cause))
     kind = _BY_STATUS.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad-request")
     detail = exc.detail if isinstance(exc.detail, str) else TITLES[kind]
     if exc.status_code == 404 and detail == "Not Found":

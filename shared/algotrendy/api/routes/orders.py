@@ -9,16 +9,19 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from algotrendy.api.deps import Ctx, Trader, Viewer
+from algotrendy.api.observability import logger
 from algotrendy.api.problems import Problem, field_error
 from algotrendy.api.schemas import CancelAccepted, FillOut, OrderAccepted, OrderOut, OrderRequest
 from algotrendy.domain.orders import TERMINAL_STATUSES, OrderIntent, OrderStatus
 from algotrendy.messaging.base import Queue, QueueError
 from algotrendy.messaging.cancel import CancelRequest, send_cancel
 from algotrendy.messaging.envelope import send_intent
+from algotrendy.storage.relational.api_repositories import OrderRequestRepository
 from algotrendy.storage.relational.models import FillRow, OrderRow
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -83,9 +86,23 @@ def _conflict(request: Request, intent: OrderIntent) -> Problem:
     return Problem(409, "conflict", detail, errors=[field_error("intent_id", detail)])
 
 
+def _prune_order_requests(requests: OrderRequestRepository) -> None:
+    """Drop order requests past their retention (one small batch, at most once per
+    period per process); a failure is logged and retried next period, never answered."""
+    try:
+        requests.prune_if_due()
+    except SQLAlchemyError:
+        logger.exception("pruning order_requests failed")
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OrderAccepted)
 def place_order(
-    body: OrderRequest, request: Request, response: Response, user: Trader, ctx: Ctx
+    body: OrderRequest,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    user: Trader,
+    ctx: Ctx,
 ) -> OrderAccepted:
     """Queue an order intent. 202: accepted for risk check and execution, not yet placed;
     follow it at `Location`.
@@ -99,7 +116,12 @@ def place_order(
     under one intent id exactly one owns it. If the send fails (503) the record stays,
     without a message id: the same request sent again is sent again (the queue drops a
     duplicate of a send that did get through), a different one is still a 409, because the
-    failed send may have reached the queue under that intent id."""
+    failed send may have reached the queue under that intent id.
+
+    The record is kept `ORDER_REQUEST_RETENTION` (30 days; see api_repositories): a
+    replay after that is a new request, recorded and sent again; only the engine's orders
+    table then tells a different request under the intent id (409) from the same one
+    (which the engine takes once)."""
     queue = _queue(ctx)
     values = body.model_dump(exclude_none=True)
     values["intent_id"] = body.intent_id or f"api-{uuid.uuid4().hex}"
@@ -148,6 +170,7 @@ def place_order(
         "replay": not claimed or in_engine is not None,
     }
     response.headers["Location"] = f"/orders/{held.client_order_id}"
+    background.add_task(_prune_order_requests, requests)  # after the reply is sent
     return OrderAccepted(
         intent_id=intent.intent_id, client_order_id=held.client_order_id, message_id=message_id
     )

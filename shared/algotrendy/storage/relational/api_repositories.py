@@ -8,9 +8,10 @@ timezone-aware (SQLite drops the zone).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Exists, delete, exists, func, insert, literal, select, update
@@ -410,8 +411,26 @@ class ConfigurationRepository(_Repo):
                 row.updated_at = datetime.now(UTC)
 
 
+# How long an order request is kept as the idempotency record of its intent id. Far longer
+# than any client retries one request (minutes to hours) and than the orders queue's
+# 5-minute de-duplication window, so a retry always finds its record; short enough that
+# the table stays bounded (one row per API order). A replay after it is a new request: it
+# is recorded and sent again, and only the engine's own orders table still guards it.
+ORDER_REQUEST_RETENTION = timedelta(days=30)
+# Rows deleted per statement, and how often one process prunes at most: a short
+# statement now and then, never a long delete holding locks on the request path.
+ORDER_REQUEST_PRUNE_BATCH = 500
+ORDER_REQUEST_PRUNE_EVERY = timedelta(minutes=10)
+
+
 class OrderRequestRepository(_Repo):
-    """The idempotency record of POST /orders (see `OrderRequestRow`)."""
+    """The idempotency record of POST /orders (see `OrderRequestRow`), kept for
+    `ORDER_REQUEST_RETENTION`."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._prune_lock = threading.Lock()
+        self._next_prune: datetime | None = None  # None: due at the first chance
 
     def claim(
         self, intent_id: str, client_order_id: str, request_sha256: str, actor: str
@@ -419,20 +438,61 @@ class OrderRequestRepository(_Repo):
         """Record a request under `intent_id` unless one is recorded: (the row that owns
         the intent id, True if it is the one just written). The primary key arbitrates a
         race: the loser's INSERT fails (on PostgreSQL after waiting for the winner's
-        commit; SQLite serialises writers) and it reads the winner's committed row."""
-        row = OrderRequestRow(
-            intent_id=intent_id,
-            client_order_id=client_order_id,
-            request_sha256=request_sha256,
-            actor=actor,
-        )
+        commit; SQLite serialises writers) and it reads the winner's committed row. A row
+        pruned between the two is gone, so the insert is tried once more."""
+        values = {
+            "intent_id": intent_id,
+            "client_order_id": client_order_id,
+            "request_sha256": request_sha256,
+            "actor": actor,
+        }
+        refused = f"intent_id {intent_id!r} is used"
         try:
-            return self._insert(row, f"intent_id {intent_id!r} is used"), True
+            return self._insert(OrderRequestRow(**values), refused), True
         except ConflictError:
             held = self.get(intent_id)
-            if held is None:  # not the primary key that refused it: a real error
-                raise
-            return held, False
+            if held is not None:
+                return held, False
+        # Pruned in between, or not the primary key that refused it: a second refusal is
+        # a real error, raised.
+        return self._insert(OrderRequestRow(**values), refused), True
+
+    def prune(self, before: datetime, limit: int = ORDER_REQUEST_PRUNE_BATCH) -> int:
+        """Delete at most `limit` requests recorded before `before`; the number deleted.
+        On PostgreSQL rows another pruner holds are skipped, not waited for."""
+        if before.tzinfo is None:
+            raise ValueError("prune: `before` must be timezone-aware")
+        before = before.astimezone(UTC)  # SQLite compares the stored UTC text
+        expired = (
+            select(OrderRequestRow.intent_id)
+            .where(OrderRequestRow.created_at < before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite compiles no FOR UPDATE
+        )
+        with self.session.begin() as s:
+            result = s.execute(
+                delete(OrderRequestRow).where(
+                    OrderRequestRow.intent_id.in_(expired.scalar_subquery())
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def prune_if_due(self, now: datetime | None = None) -> int | None:
+        """One `prune` batch of requests past `ORDER_REQUEST_RETENTION`, at most once per
+        `ORDER_REQUEST_PRUNE_EVERY` in this process (None when not due, or another thread
+        is pruning). One process drains 500 rows per 10 minutes (72,000 a day), far above
+        the API's order rate; only POST /orders calls it, so it costs nothing elsewhere."""
+        now = now or datetime.now(UTC)
+        if not self._prune_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._next_prune is not None and now < self._next_prune:
+                return None
+            # Set first: a failing prune is retried next period, not on every request.
+            self._next_prune = now + ORDER_REQUEST_PRUNE_EVERY
+            return self.prune(now - ORDER_REQUEST_RETENTION)
+        finally:
+            self._prune_lock.release()
 
     def get(self, intent_id: str) -> OrderRequestRow | None:
         with self.session() as s:
