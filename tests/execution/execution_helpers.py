@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from algotrendy.domain.orders import Order, OrderIntent
-from algotrendy.execution.brokers.base import Broker
+from algotrendy.domain.orders import Order, OrderIntent, OrderType, Side
+from algotrendy.execution.brokers.base import Broker, BrokerOrder
+from algotrendy.execution.brokers.paper import PaperBroker
 from algotrendy.execution.brokers.retry import RetryPolicy
 from algotrendy.execution.engine import ExecutionEngine
+from algotrendy.execution.errors import InvalidOrderError
 from algotrendy.execution.ports import MemoryPublisher, PriceSource
 from algotrendy.execution.risk import RiskConfig, RiskLimits, RiskManager, RiskSnapshot
 from algotrendy.storage.relational.repositories import SqlExecutionRepository
@@ -58,3 +60,23 @@ def stored_order(eng: ExecutionEngine, client_order_id: str) -> Order:
     stored = eng.repo.get_order(client_order_id)
     assert stored is not None, f"{client_order_id} is not stored"
     return stored
+
+
+class StuckVenue(PaperBroker):
+    """A paper venue that refuses to cancel the orders in `stuck` (e.g. locked for a
+    closing auction): what a kill-switch sweep cannot cancel."""
+
+    def __init__(self, prices: PriceSource) -> None:
+        super().__init__(prices, fee=0.0)
+        self.stuck: set[str] = set()
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        if client_order_id in self.stuck:
+            raise InvalidOrderError("order is locked for the closing auction")
+        return super().cancel(client_order_id)
+
+
+def resting_buy(intent_id: str, *, symbol: str = "BTC/USDT", limit: float = 50.0) -> OrderIntent:
+    """A buy limit far below the market: it rests, working, until cancelled."""
+    return OrderIntent(intent_id=intent_id, symbol=symbol, side=Side.BUY, quantity=1,
+                       order_type=OrderType.LIMIT, limit_price=limit)  # fmt: skip

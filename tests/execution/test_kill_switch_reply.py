@@ -6,17 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from execution_helpers import engine_on
+from execution_helpers import StuckVenue, engine_on, resting_buy
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from algotrendy.auth import Role, issue_token
 from algotrendy.config import Settings
-from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
-from algotrendy.execution.brokers.base import BrokerOrder
-from algotrendy.execution.brokers.paper import PaperBroker
+from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.engine import KillSwitchResult
-from algotrendy.execution.errors import InvalidOrderError
 from algotrendy.execution.ports import StaticPrices
 from algotrendy.execution.service import build_runtime, create_app
 
@@ -24,26 +21,12 @@ PRICES = StaticPrices({"BTC/USDT": 100.0})
 SECRET = "engine-test-secret-0123456789abcdef"
 
 
-class StuckVenue(PaperBroker):
-    """Refuses to cancel the orders in `stuck` (e.g. already in a closing auction)."""
-
-    def __init__(self) -> None:
-        super().__init__(PRICES, fee=0.0)
-        self.stuck: set[str] = set()
-
-    def cancel(self, client_order_id: str) -> BrokerOrder:
-        if client_order_id in self.stuck:
-            raise InvalidOrderError("order is locked for the closing auction")
-        return super().cancel(client_order_id)
-
-
 def resting(n: int) -> OrderIntent:
-    return OrderIntent(intent_id=f"ks-reply-{n:04d}", symbol="BTC/USDT", side=Side.BUY,
-                       quantity=1, order_type=OrderType.LIMIT, limit_price=50.0)  # fmt: skip
+    return resting_buy(f"ks-reply-{n:04d}")
 
 
 def test_result_names_the_orders_not_cancelled(db_engine: Engine) -> None:
-    venue = StuckVenue()
+    venue = StuckVenue(PRICES)
     eng = engine_on(db_engine, venue, PRICES)
     eng.start()
     stuck, free = eng.process(resting(1)), eng.process(resting(2))
@@ -60,7 +43,7 @@ def test_result_names_the_orders_not_cancelled(db_engine: Engine) -> None:
 
 
 def test_kill_switch_reply_lists_what_was_not_cancelled(tmp_path: Path) -> None:
-    venue = StuckVenue()
+    venue = StuckVenue(PRICES)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
                         data_dir=str(tmp_path), jwt_secret=SECRET)  # fmt: skip
     runtime = build_runtime(settings, prices=PRICES, broker=venue)

@@ -8,17 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from execution_helpers import engine_on
+from execution_helpers import StuckVenue, engine_on, resting_buy
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from algotrendy.auth import Role, issue_token
 from algotrendy.config import Settings
-from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
-from algotrendy.execution.brokers.base import BrokerOrder
-from algotrendy.execution.brokers.paper import PaperBroker
+from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.engine import ExecutionEngine, KillSwitchNotSavedError
-from algotrendy.execution.errors import InvalidOrderError
 from algotrendy.execution.ports import MemoryPublisher, StaticPrices
 from algotrendy.execution.service import build_runtime, create_app
 
@@ -27,22 +24,8 @@ SECRET = "engine-test-secret-0123456789abcdef"
 LOCKED = "submitted: InvalidOrderError: order is locked for the closing auction"
 
 
-class StuckVenue(PaperBroker):
-    """Refuses to cancel the orders in `stuck`."""
-
-    def __init__(self) -> None:
-        super().__init__(PRICES, fee=0.0)
-        self.stuck: set[str] = set()
-
-    def cancel(self, client_order_id: str) -> BrokerOrder:
-        if client_order_id in self.stuck:
-            raise InvalidOrderError("order is locked for the closing auction")
-        return super().cancel(client_order_id)
-
-
 def resting(n: int) -> OrderIntent:
-    return OrderIntent(intent_id=f"ks-unsaved-{n:04d}", symbol="BTC/USDT", side=Side.BUY,
-                       quantity=1, order_type=OrderType.LIMIT, limit_price=50.0)  # fmt: skip
+    return resting_buy(f"ks-unsaved-{n:04d}")
 
 
 def break_saving(eng: ExecutionEngine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +45,7 @@ def two_orders(eng: ExecutionEngine, venue: StuckVenue) -> tuple[str, str]:
 def test_unsaved_switch_returns_the_sweep_and_stays_on(
     db_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    venue = StuckVenue()
+    venue = StuckVenue(PRICES)
     eng = engine_on(db_engine, venue, PRICES)
     eng.start()
     stuck, free = two_orders(eng, venue)
@@ -86,7 +69,7 @@ def test_unsaved_switch_returns_the_sweep_and_stays_on(
 def test_set_kill_switch_raises_with_the_result(
     db_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    venue = StuckVenue()
+    venue = StuckVenue(PRICES)
     eng = engine_on(db_engine, venue, PRICES)
     eng.start()
     stuck, free = two_orders(eng, venue)
@@ -103,7 +86,7 @@ def test_set_kill_switch_raises_with_the_result(
 def test_reply_is_a_503_problem_carrying_the_sweep(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    venue = StuckVenue()
+    venue = StuckVenue(PRICES)
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
                         data_dir=str(tmp_path), jwt_secret=SECRET)  # fmt: skip
     runtime = build_runtime(settings, prices=PRICES, broker=venue)
