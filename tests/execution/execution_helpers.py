@@ -55,6 +55,12 @@ def engine_on(
     )
 
 
+def alerts(eng: ExecutionEngine, kind: str) -> list[str]:
+    """The messages of the engine's alerts of this kind, oldest first."""
+    assert isinstance(eng.publisher, MemoryPublisher)
+    return [a["message"] for a in eng.publisher.topic("alerts") if a["kind"] == kind]
+
+
 def stored_order(eng: ExecutionEngine, client_order_id: str) -> Order:
     """The order as the engine's database holds it (the test fails if it is missing)."""
     stored = eng.repo.get_order(client_order_id)

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from execution_helpers import engine_on, stored_order
+from execution_helpers import alerts, engine_on, stored_order
 from sqlalchemy import Engine
 
 from algotrendy.domain.orders import OrderIntent, OrderStatus
@@ -17,7 +17,7 @@ from algotrendy.execution.brokers.base import BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
 from algotrendy.execution.engine import KILL_SWITCH_KEY, ExecutionEngine
 from algotrendy.execution.errors import RetryableBrokerError, SubmitTimeoutError
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
+from algotrendy.execution.ports import StaticPrices
 from algotrendy.execution.risk import RiskConfig, RiskDecision, RiskManager, RiskSnapshot
 from algotrendy.storage.relational.api_repositories import ConfigurationRepository
 
@@ -33,11 +33,6 @@ def intent(n: int, side: str = "buy", qty: float = 1.0, **kw: object) -> OrderIn
 
 def resting(n: int) -> OrderIntent:
     return intent(n, order_type="limit", limit_price=50.0)
-
-
-def alerts(eng: ExecutionEngine, kind: str) -> list[str]:
-    assert isinstance(eng.publisher, MemoryPublisher)
-    return [a["message"] for a in eng.publisher.topic("alerts") if a["kind"] == kind]
 
 
 def test_switch_survives_a_restart(db_engine: Engine, prices: StaticPrices) -> None:

@@ -14,7 +14,7 @@ OPEN = [S.NEW, S.SUBMITTED, S.PARTIALLY_FILLED, S.UNKNOWN]
 ENDS = [S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED]
 
 
-@pytest.mark.parametrize(("current", "reported"), itertools.product(OPEN, ENDS))
+@pytest.mark.parametrize(("current", "reported"), list(itertools.product(OPEN, ENDS)))
 def test_every_terminal_report_ends_every_open_order(current: S, reported: S) -> None:
     """Straight from NEW too: an IOC the venue answers EXPIRED must not stay NEW."""
     filled = 2.0 if current is S.PARTIALLY_FILLED else 0.0
@@ -31,7 +31,9 @@ def test_rejected_after_fills_ends_the_order_cancelled(current: S) -> None:
     assert fold_status(current, S.REJECTED, filled=3.0) is S.CANCELLED
 
 
-@pytest.mark.parametrize(("current", "reported"), itertools.product(sorted(TERMINAL_STATUSES), S))
+@pytest.mark.parametrize(
+    ("current", "reported"), list(itertools.product(sorted(TERMINAL_STATUSES), S))
+)
 def test_a_terminal_status_is_never_left(current: S, reported: S) -> None:
     assert fold_status(current, reported, filled=1.0) is current
 

@@ -10,15 +10,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from execution_helpers import engine_on, manager, stored_order
+from execution_helpers import alerts, engine_on, manager, resting_buy, stored_order
 from sqlalchemy import Engine
 
-from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
+from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.brokers.base import BrokerOrder, BrokerPosition
 from algotrendy.execution.brokers.paper import PaperBroker
 from algotrendy.execution.engine import RECONCILIATION_LEDGER, ExecutionEngine
 from algotrendy.execution.errors import RetryableBrokerError
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
+from algotrendy.execution.ports import StaticPrices
 from algotrendy.messaging import InMemoryQueue, send_intent
 
 PRICES = StaticPrices({"BTC/USDT": 100.0})
@@ -72,13 +72,7 @@ def eng(db_engine: Engine, venue: Venue) -> ExecutionEngine:
 
 
 def resting(n: int) -> OrderIntent:
-    return OrderIntent(intent_id=f"periodic-{n:04d}", symbol="BTC/USDT", side=Side.BUY,
-                       quantity=1, order_type=OrderType.LIMIT, limit_price=50.0)  # fmt: skip
-
-
-def alerts(engine: ExecutionEngine, kind: str) -> list[str]:
-    assert isinstance(engine.publisher, MemoryPublisher)
-    return [e["message"] for e in engine.publisher.topic("alerts") if e["kind"] == kind]
+    return resting_buy(f"periodic-{n:04d}")
 
 
 def run_once(engine: ExecutionEngine, *intents: OrderIntent) -> None:

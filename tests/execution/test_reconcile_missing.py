@@ -8,14 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from execution_helpers import engine_on, manager, stored_order
+from execution_helpers import alerts, engine_on, manager, resting_buy, stored_order
 from sqlalchemy import Engine
 
-from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
+from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.brokers.base import BrokerFill, BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
+from algotrendy.execution.ports import StaticPrices
 
 
 class ForgetfulVenue(PaperBroker):
@@ -49,13 +49,7 @@ def build(db_engine: Engine, venue: ForgetfulVenue) -> Build:
 
 
 def resting(n: int) -> OrderIntent:
-    return OrderIntent(intent_id=f"ghost-{n:04d}", symbol="BTC/USDT", side=Side.BUY,
-                       quantity=1, order_type=OrderType.LIMIT, limit_price=50.0)  # fmt: skip
-
-
-def alerts(engine: ExecutionEngine) -> list[str]:
-    assert isinstance(engine.publisher, MemoryPublisher)
-    return [e["message"] for e in engine.publisher.topic("alerts") if e["kind"] == "reconciliation"]
+    return resting_buy(f"ghost-{n:04d}")
 
 
 def test_submitted_order_missing_at_broker_is_reported_and_kept_reserved(
@@ -74,7 +68,7 @@ def test_submitted_order_missing_at_broker_is_reported_and_kept_reserved(
         f"{coid}: submitted -> unknown: submitted order not found at broker on "
         "reconciliation; still reserving its exposure until found or missed again"
     ]
-    assert alerts(eng) == notes
+    assert alerts(eng, "reconciliation") == notes
     assert eng._open[coid].status is OrderStatus.UNKNOWN
     assert stored_order(eng, coid).status is OrderStatus.UNKNOWN
     # A miss may be a lookup gap: the order may still work at the venue, so it still counts.

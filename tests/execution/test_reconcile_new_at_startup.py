@@ -10,14 +10,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from execution_helpers import engine_on, manager, stored_order
+from execution_helpers import alerts, engine_on, manager, resting_buy, stored_order
 from sqlalchemy import Engine
 
-from algotrendy.domain.orders import OrderIntent, OrderStatus, OrderType, Side
+from algotrendy.domain.orders import OrderIntent, OrderStatus
 from algotrendy.execution.brokers.base import BrokerOrder
 from algotrendy.execution.brokers.paper import PaperBroker
 from algotrendy.execution.engine import ExecutionEngine
-from algotrendy.execution.ports import MemoryPublisher, StaticPrices
+from algotrendy.execution.ports import StaticPrices
 
 PRICES = StaticPrices({"BTC/USDT": 100.0})
 MISSED = ("new order not found at broker on start-up reconciliation: its submit may have "
@@ -66,8 +66,7 @@ def build(db_engine: Engine, venue: CrashingVenue) -> Build:
 
 
 def resting(n: int) -> OrderIntent:
-    return OrderIntent(intent_id=f"startup-new-{n:04d}", symbol="BTC/USDT", side=Side.BUY,
-                       quantity=1, order_type=OrderType.LIMIT, limit_price=50.0)  # fmt: skip
+    return resting_buy(f"startup-new-{n:04d}")
 
 
 def crash_in_submit(build: Build, venue: CrashingVenue, *, placed: bool) -> str:
@@ -83,11 +82,6 @@ def crash_in_submit(build: Build, venue: CrashingVenue, *, placed: bool) -> str:
     return coid
 
 
-def alerts(engine: ExecutionEngine) -> list[str]:
-    assert isinstance(engine.publisher, MemoryPublisher)
-    return [e["message"] for e in engine.publisher.topic("alerts") if e["kind"] == "reconciliation"]
-
-
 def test_new_order_placed_before_a_crash_is_kept_reserved_not_rejected(
     build: Build, venue: CrashingVenue
 ) -> None:
@@ -97,7 +91,7 @@ def test_new_order_placed_before_a_crash_is_kept_reserved_not_rejected(
     eng = build()
     notes = eng.start()
     assert notes == [f"{coid}: new -> unknown: {MISSED}"]
-    assert alerts(eng) == notes
+    assert alerts(eng, "reconciliation") == notes
     assert stored_order(eng, coid).status is OrderStatus.UNKNOWN
     # Still reserving: the order may work at the venue.
     assert eng.process(resting(2)).reason == "risk: max open orders reached (1/1)"

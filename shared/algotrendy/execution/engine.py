@@ -3,7 +3,8 @@
 For each OrderIntent taken from `orders.fifo`:
 
 1. an order with the intent's client order id already exists → this is a redelivery:
-   resolve it with the broker if its state is open to doubt (NEW/UNKNOWN), never submit again;
+   resolve it with the broker if its state is open to doubt (NEW/UNKNOWN); only a NEW order
+   the broker does not know is submitted, under the same client order id (`_redelivered`);
 2. risk check, under one lock with the reservation of the order's exposure, so concurrent
    intents cannot together pass a limit; a rejection is persisted with its reason and
    published as an alert;
@@ -174,8 +175,8 @@ class _Exposure:
 class ExecutionEngine:
     # How long turning the kill switch on waits for submits already under way to answer.
     kill_switch_drain_seconds: float = 30.0
-    # How long an acknowledged order the broker no longer knows stays UNKNOWN (reserving
-    # its exposure) before a later reconciliation that misses it again ends it.
+    # How long an order the broker does not show stays UNKNOWN (reserving its exposure)
+    # before a later reconciliation that misses it again ends it (`_missing_at_broker`).
     missing_order_grace: timedelta = timedelta(minutes=5)
     # Seconds between reconciliations of the running engine (`reconcile_if_due`, called by
     # `run` between polls), so an order left UNKNOWN is resolved without a restart; None
@@ -357,17 +358,15 @@ class ExecutionEngine:
           lag behind the venue just as well."""
         coid, before = order.client_order_id, order.status
         acknowledged = order.broker_order_id is not None or order.filled_quantity > 0
-        if before is OrderStatus.NEW:
+        if before is not OrderStatus.UNKNOWN:  # a first miss
             order.status = OrderStatus.UNKNOWN
-            order.reason = ("new order not found at broker on start-up reconciliation: its "
-                            "submit may have reached the venue just before a crash; still "
-                            "reserving its exposure until found or missed again")  # fmt: skip
+            order.reason = (
+                "new order not found at broker on start-up reconciliation: its submit may "
+                "have reached the venue just before a crash"
+                if before is OrderStatus.NEW
+                else f"{before.value} order not found at broker on reconciliation"
+            ) + "; still reserving its exposure until found or missed again"
             order.updated_at = now  # the grace period counts from here
-        elif before is not OrderStatus.UNKNOWN:
-            order.status = OrderStatus.UNKNOWN
-            order.reason = (f"{before.value} order not found at broker on reconciliation; "
-                            "still reserving its exposure until found or missed again")  # fmt: skip
-            order.updated_at = now
         elif now - order.updated_at < self.missing_order_grace:
             return f"{coid}: still not found at broker; left unknown, reserving its exposure"
         elif acknowledged:
@@ -381,9 +380,7 @@ class ExecutionEngine:
         self._persist(order)
         return f"{coid}: {before.value} -> {order.status.value}: {order.reason}"
 
-    def _reconcile_positions(
-        self, *, unresolved: int = 0, hold_while_working: bool = False
-    ) -> list[str]:
+    def _reconcile_positions(self, *, unresolved: int, hold_while_working: bool) -> list[str]:
         """Compare account positions with the broker's; correct drift from the broker's
         truth into the reconciliation sub-ledger (when the engine trades one account and no
         order is `unresolved`: its fills, once known, would be booked twice).
@@ -665,13 +662,8 @@ class ExecutionEngine:
         order = item.order
         assert order is not None
         if not self._claim_submit():  # the switch went on after this order's risk check
-            with _kept_on(item):
-                order.status = OrderStatus.REJECTED
-                order.reason = "kill switch turned on before submit: not sent to the broker"
-                self._persist(order)
-                self.stats.rejected += 1
-                self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
-                item.result = order
+            self._reject_unplaced(item, "kill switch turned on before submit: not sent to the "
+                                  "broker")  # fmt: skip
             return
         try:
             remote = call_with_retry(functools.partial(self.broker.submit, item.intent),
@@ -682,14 +674,8 @@ class ExecutionEngine:
                 item.result = order
             return
         except BrokerError as exc:
-            with _kept_on(item):
-                order.status = OrderStatus.REJECTED
-                kind = "retries exhausted" if exc.retryable else "refused"
-                order.reason = f"broker {kind}: {exc}"
-                self._persist(order)
-                self.stats.rejected += 1
-                self._alert("order_rejected", f"{order.client_order_id}: {order.reason}", order)
-                item.result = order
+            kind = "retries exhausted" if exc.retryable else "refused"
+            self._reject_unplaced(item, f"broker {kind}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - kept on the item (logged by _flush, raised by process); the order stays NEW for redelivery
             with _kept_on(item):  # a failing alert must not hide the submit's error (below)
@@ -703,6 +689,18 @@ class ExecutionEngine:
         if self._record_latency:
             self.stats.submit_latencies.append(time.perf_counter() - t0)
         item.remote = remote
+
+    def _reject_unplaced(self, item: _Item, reason: str) -> None:
+        """A persisted order its submit did not place: REJECTED with `reason`, alerted."""
+        order = item.order
+        assert order is not None
+        with _kept_on(item):
+            order.status = OrderStatus.REJECTED
+            order.reason = reason
+            self._persist(order)
+            self.stats.rejected += 1
+            self._alert("order_rejected", f"{order.client_order_id}: {reason}", order)
+            item.result = order
 
     def _redelivered(self, intent: OrderIntent) -> Order:
         """The intent's order exists: never place it twice; resolve it if in doubt.
@@ -917,15 +915,16 @@ class ExecutionEngine:
             except OrderNotFoundError as exc:
                 if order.status is OrderStatus.NEW:
                     continue  # never reached the broker; no submit starts while the switch is on
-                failed[coid] = f"{status}: {exc}"
-                listed.append(f"{coid} ({status}): {exc}")
+                error = str(exc)
             except Exception as exc:  # noqa: BLE001 - each failure is alerted and returned
-                failed[coid] = f"{status}: {type(exc).__name__}: {exc}"
-                listed.append(f"{coid} ({status}): {type(exc).__name__}: {exc}")
+                error = f"{type(exc).__name__}: {exc}"
             else:
                 if after is None or after.status in TERMINAL_STATUSES - {OrderStatus.CANCELLED}:
                     continue  # it ended before the cancel reached it: nothing left working
                 cancelled.append(coid)
+                continue
+            failed[coid] = f"{status}: {error}"
+            listed.append(f"{coid} ({status}): {error}")
         if failed:
             self._alert(
                 "kill_switch_incomplete",

@@ -88,7 +88,8 @@ def _reducible(intent: OrderIntent, snap: RiskSnapshot) -> float:
 
 
 def _fill_price(intent: OrderIntent, market: float | None) -> float | None:
-    """The highest price the order can fill at, as far as can be known, or None.
+    """The highest price the order can fill at, as far as can be known, or None
+    (`market`: the market price, None when there is no usable one).
 
     A buy never fills above its limit price, so that bounds it. Otherwise the order can
     fill at the market: a sell limit below the market or a stop the market is already past
@@ -96,7 +97,7 @@ def _fill_price(intent: OrderIntent, market: float | None) -> float | None:
     the limit, the stop and the market price — and unknown without a market price."""
     if intent.side is Side.BUY and intent.limit_price is not None:
         return intent.limit_price
-    if market is None or market <= 0:
+    if market is None:
         return None
     return max(p for p in (intent.limit_price, intent.stop_price, market) if p is not None)
 
