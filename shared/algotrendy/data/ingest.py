@@ -181,12 +181,15 @@ class IngestService:
 
     def plan(self, request: IngestRequest) -> IngestPlan:
         self._check(request)  # a bad timeframe or range is refused before any source call
-        request = self.resolve(request)
+        return self._plan(self.resolve(request))
+
+    def _plan(self, request: IngestRequest) -> IngestPlan:
+        """`plan` for a checked request already keyed by the canonical symbol."""
         bar = _nominal_bar(request.timeframe)
         since = utc(request.since)
         forming = default_until(request.timeframe, utc(self._now()))
         end = forming if request.until is None else min(utc(request.until), forming)
-        last = self.last_stored(request)
+        last = self._last_stored(request)
         if last is None:
             start = since
         elif request.since_first_run_only:
@@ -196,10 +199,9 @@ class IngestService:
         expected = max(0, int((end - start) / bar)) if end > start else 0
         return IngestPlan(start=start, end=end, resumed_from=last, expected_bars=expected)
 
-    def last_stored(self, request: IngestRequest) -> datetime | None:
+    def _last_stored(self, request: IngestRequest) -> datetime | None:
         """The bar to resume after: the earliest of the stores' last bars (None when any
         store has none), so every store receives what it missed."""
-        request = self.resolve(request)
         lasts = [
             store.last_timestamp(request.series, request.symbol, request.timeframe)
             for store in self.resume_stores
@@ -222,7 +224,9 @@ class IngestService:
         propagates after the windows already stored; nothing of the failing window is.
         """
         request = self.resolve(request)
-        plan = plan or self.plan(request)
+        if plan is None:
+            self._check(request)
+            plan = self._plan(request)
         if plan.up_to_date:
             return IngestResult(request=request, plan=plan)
         window = _nominal_bar(request.timeframe) * self.window_bars

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +47,7 @@ from algotrendy.storage.base import utc
 
 if TYPE_CHECKING:
     from algotrendy.data.channels.base import Channel, NewsChannel
+    from algotrendy.data.ingest import IngestService
     from algotrendy.messaging.base import Queue
     from algotrendy.storage.base import Cache, CandleStore, NewsStore
 
@@ -238,6 +240,15 @@ def default_channel_factory(source: str, settings: dict[str, Any]) -> Channel:
     return get_channel(source, **settings)
 
 
+def _health(cache: Cache | None, source: str) -> AbstractContextManager[None]:
+    """`track_health` of `source` in `cache`; nothing recorded without a cache."""
+    if cache is None:
+        return nullcontext()
+    from algotrendy.data.manager import track_health
+
+    return track_health(cache, source)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -348,17 +359,13 @@ def _run_news_symbol(
     store: NewsStore,
     cache: Cache | None,
 ) -> SeriesOutcome:
-    from algotrendy.data.manager import track_health
     from algotrendy.data.normalise import parse_symbol_list
     from algotrendy.storage.news import with_symbols
 
     exchange = entry.series_exchange
     try:
         # Health times the source alone: a store failure is not the feed's.
-        if cache is not None:
-            with track_health(cache, entry.source):
-                items = channel.fetch_news((symbol,), group.news_limit)
-        else:
+        with _health(cache, entry.source):
             items = channel.fetch_news((symbol,), group.news_limit)
         # Tagged with the symbol asked for: a feed may tag a story by another code
         # (CryptoPanic: BTC for BTC-USD), and the operator reads news by the group's symbols.
@@ -381,7 +388,7 @@ def _run_news_symbol(
 
 
 def _run_series(
-    service: Any,
+    service: IngestService,
     entry: ChannelSeries,
     symbol: str,
     timeframe: str,
@@ -391,7 +398,6 @@ def _run_series(
     now: Callable[[], datetime],
 ) -> SeriesOutcome:
     from algotrendy.data.ingest import IngestRequest, resume_step
-    from algotrendy.data.manager import track_health
     from algotrendy.data.normalise import default_until
     from algotrendy.signals.evaluator import bar_length
 
@@ -407,24 +413,19 @@ def _run_series(
             exchange=exchange,
             since_first_run_only=True,  # backfill_bars bounds the first run only
         )
-        if cache is not None:
-            with track_health(cache, entry.source):
-                request = service.resolve(request)
-                plan = service.plan(request)
-                result = service.run(request, plan=plan)
-        else:
-            request = service.resolve(request)
-            plan = service.plan(request)
-            result = service.run(request, plan=plan)
-        # The series is stored under the channel's canonical symbol (BTCUSDT -> BTC/USDT);
-        # the watermark, the message and the outcome name that series too.
-        if request.symbol != symbol:
+        with _health(cache, entry.source):
+            result = service.run(request)
+        plan = result.plan
+        # The series is stored under the channel's canonical symbol (BTCUSDT -> BTC/USDT),
+        # which `run` resolved; the watermark, the message and the outcome name it too.
+        canonical = result.request.symbol
+        if canonical != symbol:
             # Strategy configs match the announced symbol exactly: say which one it is.
             log.warning(
                 "ingest %s: %s %s is stored and announced as %s; strategy configs must name %s",
-                group.group, exchange, symbol, request.symbol, request.symbol,
+                group.group, exchange, symbol, canonical, canonical,
             )  # fmt: skip
-        symbol = request.symbol
+        symbol = canonical
         label = f"{exchange} {symbol} {timeframe}"
         announced = None if cache is None else last_announced(cache, exchange, symbol, timeframe)
     except Exception as exc:  # reported in the outcome; the next series runs
