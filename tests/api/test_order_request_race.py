@@ -8,7 +8,7 @@ de-duplicates on the intent id, silently dropped one of them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -54,20 +54,13 @@ class HeldFirstSend(InMemoryQueue):
         self._first = True
         self._lock = threading.Lock()
 
-    def send(
-        self,
-        body: str,
-        *,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        attributes: Mapping[str, str] | None = None,
-    ) -> str:
+    def send(self, body: str, **options: Any) -> str:
         with self._lock:
             first, self._first = self._first, False
         if first:
             self.sending.set()
             assert self.release.wait(WAIT), "the held send was never released"
-        return super().send(body, group_id=group_id, dedup_id=dedup_id, attributes=attributes)
+        return super().send(body, **options)
 
 
 class FailingFirstSend(InMemoryQueue):
@@ -77,18 +70,11 @@ class FailingFirstSend(InMemoryQueue):
         super().__init__("orders.fifo")
         self.attempts = 0
 
-    def send(
-        self,
-        body: str,
-        *,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        attributes: Mapping[str, str] | None = None,
-    ) -> str:
+    def send(self, body: str, **options: Any) -> str:
         self.attempts += 1
         if self.attempts == 1:
             raise QueueError("orders.fifo: connection reset")
-        return super().send(body, group_id=group_id, dedup_id=dedup_id, attributes=attributes)
+        return super().send(body, **options)
 
 
 def _order(client: TestClient, session: Session, **fields: Any) -> httpx.Response:

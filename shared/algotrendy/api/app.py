@@ -43,7 +43,6 @@ from algotrendy.errors import AlgoTrendyError
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
-JSON = problems.JSON
 _NUL = "must not contain a NUL character (\\u0000)"
 
 DESCRIPTION = """AlgoTrendy REST API. Sign in at `POST /auth/login`, then send
@@ -142,7 +141,7 @@ async def check_request(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
         raise problems.unsupported_media_type(
-            request, f"content type {content_type!r} is not accepted here; send {JSON}"
+            request, f"content type {content_type!r} is not accepted here; send {problems.JSON}"
         )
     # An ASCII-only body parses whatever charset it declares; refuse a non-UTF-8 one here
     # too, so the answer does not depend on which characters the body happens to hold.

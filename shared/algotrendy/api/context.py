@@ -16,7 +16,6 @@ cold starts at once must not race on DDL).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -281,8 +280,3 @@ def build_candle_store(settings: Settings) -> CandleStore:
     from algotrendy.storage.local import LocalCandleStore
 
     return LocalCandleStore(Path(settings.data_dir))
-
-
-def risk_limits_json(value: Any) -> str:
-    """risk_limits is stored as JSON text in Settings; overrides may give the object."""
-    return value if isinstance(value, str) else json.dumps(value)

@@ -93,6 +93,12 @@ def field_error(field: str, detail: str, *, location: str = "body") -> dict[str,
     return entry
 
 
+def body_error(detail: str) -> dict[str, str]:
+    """An `errors` entry for the body as a whole (not UTF-8, not JSON, missing, not an
+    object): its pointer is the document itself."""
+    return {**field_error("body", detail), "pointer": "#"}
+
+
 def invalid(field: str, detail: str, *, location: str = "body") -> Problem:
     """A 422 for one field."""
     return Problem(
@@ -137,9 +143,7 @@ def _not_utf8(exc: UnicodeDecodeError) -> Problem:
     the problem document says why), pointing at the body as malformed JSON is."""
     bad = exc.object[exc.start : exc.start + 1].hex()
     detail = f"not valid UTF-8: {exc.reason} (byte 0x{bad}) at byte {exc.start}"
-    entry = field_error("body", detail)
-    entry["pointer"] = "#"
-    return Problem(400, "bad-request", f"body: {detail}", errors=[entry])
+    return Problem(400, "bad-request", f"body: {detail}", errors=[body_error(detail)])
 
 
 def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
@@ -175,9 +179,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             loc_ = err.get("loc", ())
             where = f" at character {loc_[1]}" if len(loc_) > 1 else ""
             reason = (err.get("ctx") or {}).get("error", "JSON decode error")
-            entry = field_error("body", f"not valid JSON: {reason}{where}")
-            entry["pointer"] = "#"
-            out.append(entry)
+            out.append(body_error(f"not valid JSON: {reason}{where}"))
             continue
         loc = [str(p) for p in err.get("loc", ())]
         location = loc[0] if loc else "body"
@@ -188,10 +190,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             msg = "unknown field"
         elif err.get("type") == "missing":
             msg = "required"
-        entry = field_error(".".join(path) or location, msg, location=location)
-        if location == "body" and not path:
-            entry["pointer"] = "#"  # the body as a whole (missing, null, not an object)
-        out.append(entry)
+        if location == "body" and not path:  # the body as a whole
+            out.append(body_error(msg))
+        else:
+            out.append(field_error(".".join(path) or location, msg, location=location))
     return out
 
 

@@ -562,19 +562,18 @@ def parse_timestamp(value: Scalar, name: str) -> datetime:
     offset is read as UTC, TradingView's zone for these placeholders."""
     if isinstance(value, bool) or value is None:
         raise invalid(f"{name}: expected a timestamp, got {value!r}", field=name)
-    out_of_range = invalid(f"{name}: {_short(value)} is out of range", field=name)
     if isinstance(value, int | float) or (isinstance(value, str) and _is_epoch(value)):
         try:
             epoch = float(value)
         except OverflowError:  # an int too large for a float
-            raise out_of_range from None
+            raise _out_of_range(value, name) from None
         if not math.isfinite(epoch) or epoch < 0:
             raise invalid(f"{name}: {_short(value)} is not a timestamp", field=name)
         seconds = epoch / 1000.0 if epoch >= 1e11 else epoch  # 1e11 s is year 5138
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError):
-            raise out_of_range from None
+            raise _out_of_range(value, name) from None
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -587,7 +586,11 @@ def parse_timestamp(value: Scalar, name: str) -> datetime:
         # years 1-9999 once moved to UTC.
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except OverflowError:
-        raise out_of_range from None
+        raise _out_of_range(value, name) from None
+
+
+def _out_of_range(value: Scalar, name: str) -> WebhookError:
+    return invalid(f"{name}: {_short(value)} is out of range", field=name)
 
 
 def _is_epoch(text: str) -> bool:

@@ -141,7 +141,7 @@ def place_order(
         raise _conflict(request, intent)
     requests = ctx.order_requests
     held, claimed = requests.claim(intent.intent_id, intent.client_order_id, sha256, user.username)
-    if held.request_sha256 != sha256:
+    if held.request_sha256 != sha256:  # same hash: same account and intent id, same order
         raise _conflict(request, intent)
     message_id = held.message_id
     if message_id is None:
@@ -169,10 +169,10 @@ def place_order(
         "message_id": message_id,
         "replay": not claimed or in_engine is not None,
     }
-    response.headers["Location"] = f"/orders/{held.client_order_id}"
+    response.headers["Location"] = f"/orders/{intent.client_order_id}"
     background.add_task(_prune_order_requests, requests)  # after the reply is sent
     return OrderAccepted(
-        intent_id=intent.intent_id, client_order_id=held.client_order_id, message_id=message_id
+        intent_id=intent.intent_id, client_order_id=intent.client_order_id, message_id=message_id
     )
 
 
