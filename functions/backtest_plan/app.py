@@ -125,12 +125,16 @@ def _data_locations(request: BacktestRequest, bucket: str) -> dict[str, str]:
     return keys
 
 
-def _check_item_sizes(manifest: list[dict[str, Any]], chunk_size: int) -> None:
-    """Refuse, before any worker starts, a plan whose chunks Step Functions would refuse
+def _manifest_json(manifest: list[dict[str, Any]], chunk_size: int) -> str:
+    """The manifest as a JSON array, each item serialised once: measured, then joined.
+
+    Refuses, before any worker starts, a plan whose chunks Step Functions would refuse
     mid-run; the message says which chunk_size fits (items grow with the parameters of
     each combination, so no fixed bound on chunk_size can promise this)."""
-    # Measured as spaced JSON (", ", ": "), the larger of the two usual serialisations.
-    largest = max((len(json.dumps(item).encode()) for item in manifest), default=0)
+    # Spaced JSON (", ", ": "), the larger of the two usual serialisations; ASCII only
+    # (ensure_ascii), so characters are bytes.
+    items = [json.dumps(item, allow_nan=False) for item in manifest]
+    largest = max(map(len, items), default=0)
     if largest > MAX_ITEM_BYTES:
         # Items grow linearly with their combinations; 5% slack for the fixed part.
         fits = max(1, int(chunk_size * 0.95 * MAX_ITEM_BYTES / largest))
@@ -139,15 +143,11 @@ def _check_item_sizes(manifest: list[dict[str, Any]], chunk_size: int) -> None:
             f"{MAX_ITEM_BYTES // 1024} KiB a Step Functions state may carry; use chunk_size "
             f"<= {fits}"
         )
+    return f"[{', '.join(items)}]"
 
 
-def _put_json(bucket: str, key: str, body: Any) -> None:
-    s3.put_object(
-        Bucket=bucket,
-        Key=key,
-        Body=json.dumps(body, separators=(",", ":"), allow_nan=False).encode(),
-        ContentType="application/json",
-    )
+def _put_json(bucket: str, key: str, text: str) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/json")
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -178,9 +178,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         }
         for chunk in plan.chunks
     ]
-    _check_item_sizes(manifest, plan.chunk_size)
-    _put_json(bucket, f"{prefix}/request.json", request.model_dump(mode="json"))
-    _put_json(bucket, f"{prefix}/manifest.json", manifest)
+    manifest_json = _manifest_json(manifest, plan.chunk_size)
+    request_json = json.dumps(
+        request.model_dump(mode="json"), separators=(",", ":"), allow_nan=False
+    )
+    _put_json(bucket, f"{prefix}/request.json", request_json)
+    _put_json(bucket, f"{prefix}/manifest.json", manifest_json)
 
     reply = {
         "run_id": run_id,

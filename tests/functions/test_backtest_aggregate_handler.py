@@ -118,7 +118,7 @@ def _pandas_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def test_ranking_csv_and_top_are_those_of_the_pandas_aggregate(
-    handlers: Handlers, event: Any, context: Any, s3: Any
+    handlers: Handlers, event: Any, context: Any, s3: Any, read_json: Any
 ) -> None:
     """The handler ranks without pandas; what it stores and returns is byte for byte what
     `aggregate(...).to_csv(index=False)` and the frame's records gave, here on rows with
@@ -168,7 +168,7 @@ def test_ranking_csv_and_top_are_those_of_the_pandas_aggregate(
     stored = s3.get_object(Bucket=plan["bucket"], Key=plan["ranking_key"])["Body"].read()
     assert stored == frame.to_csv(index=False).encode()
     assert reply["row_count"] == 4
-    top = json.loads(s3.get_object(Bucket=plan["bucket"], Key=plan["top_key"])["Body"].read())
+    top = read_json(plan["bucket"], plan["top_key"])
     assert top == _pandas_records(frame.head(3))
     assert [t["fast"] for t in top] == [5, 20, 30]  # ties in plan order
     assert reply["best"] == top[0]

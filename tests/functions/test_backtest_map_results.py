@@ -21,6 +21,7 @@ def test_map_results_are_exported_under_the_runs_prefix(
     s3: Any,
     bucket: str,
     event: Any,
+    read_json: Any,
 ) -> None:
     sfn, arn = state_machine
     result = _run(sfn, arn, "exported", event("backtest_state_machine"))
@@ -31,7 +32,7 @@ def test_map_results_are_exported_under_the_runs_prefix(
         o["Key"] for o in listing.get("Contents", []) if o["Key"].endswith("manifest.json")
     ]
     assert len(manifests) == 1, listing.get("Contents")
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifests[0])["Body"].read())
+    manifest = read_json(bucket, manifests[0])
     assert manifest["DestinationBucket"] == bucket
     assert ":mapRun:" in manifest["MapRunArn"]
     # The aggregate step still ranks every chunk's rows (the export is beside them).

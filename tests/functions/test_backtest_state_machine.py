@@ -42,6 +42,8 @@ def _substitute(template: dict[str, Any], value: Any) -> str:
         logical_id, attribute = value["Fn::GetAtt"]
         assert attribute == "Arn"
         return _function_arn(template, logical_id)
+    if value == {"Ref": "ArtefactsBucket"}:
+        return sam.artefacts_bucket_name(template)
     if isinstance(value, dict) and "Ref" in value:
         return sam.parameter_defaults(template)[value["Ref"]]
     return sam.resolve_sub(template, value)
@@ -101,7 +103,7 @@ def _run(sfn: Any, arn: str, name: str, request: dict[str, Any]) -> dict[str, An
 
 
 def test_sample_request_runs_plan_map_aggregate(
-    state_machine: tuple[Any, str], s3: Any, bucket: str, event: Any
+    state_machine: tuple[Any, str], s3: Any, bucket: str, event: Any, read_json: Any
 ) -> None:
     sfn, arn = state_machine
     request = event("backtest_state_machine")
@@ -120,7 +122,7 @@ def test_sample_request_runs_plan_map_aggregate(
         "key": plan["top_key"],
         "count": request["top"],
     }
-    top = json.loads(s3.get_object(Bucket=bucket, Key=plan["top_key"])["Body"].read())
+    top = read_json(bucket, plan["top_key"])
     assert [t["rank"] for t in top] == list(range(1, request["top"] + 1))
     assert output["best"] == top[0]
     rows = s3.list_objects_v2(Bucket=bucket, Prefix=plan["rows_prefix"])["Contents"]
@@ -228,9 +230,9 @@ def test_a_worker_that_keeps_failing_is_retried_then_caught(
 
 def test_no_task_result_nears_the_payload_limit_at_the_apis_largest_top(
     state_machine: tuple[Any, str],
-    s3: Any,
     bucket: str,
     event: Any,
+    read_json: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """1,000 rows in one chunk, ranked with the API's largest `top` (1,000): Step Functions
@@ -262,6 +264,6 @@ def test_no_task_result_nears_the_payload_limit_at_the_apis_largest_top(
     assert all(n < limit for replies in sizes.values() for n in replies), sizes
     assert len(result["output"].encode()) < limit
     output = json.loads(result["output"])
-    top = json.loads(s3.get_object(Bucket=bucket, Key=output["top_records"]["key"])["Body"].read())
+    top = read_json(bucket, output["top_records"]["key"])
     assert len(top) == output["top_records"]["count"] == output["row_count"] == 1000
     assert [t["rank"] for t in top] == list(range(1, 1001))

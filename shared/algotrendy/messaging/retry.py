@@ -23,31 +23,19 @@ RETRY_BASE_SECONDS = 5
 RETRY_MAX_SECONDS = 60
 
 
-def retry_delay_seconds(
-    receive_count: int, *, base: int | None = None, cap: int | None = None
-) -> int:
-    """Delay before the `receive_count`-th failed delivery is retried: base * 2**(n-1),
-    at most `cap` (SQS counts receives from 1). Defaults: the module's constants, read at
-    each call."""
-    base = RETRY_BASE_SECONDS if base is None else base
-    cap = RETRY_MAX_SECONDS if cap is None else cap
+def retry_delay_seconds(receive_count: int) -> int:
+    """Delay before the `receive_count`-th failed delivery is retried:
+    RETRY_BASE_SECONDS * 2**(n-1), at most RETRY_MAX_SECONDS (SQS counts receives from 1)."""
     n = max(1, receive_count)
-    return int(min(cap, base * 2 ** min(n - 1, 30)))
+    return int(min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(n - 1, 30)))
 
 
-def hasten_retries(
-    queue: Queue,
-    failed: Iterable[QueueMessage],
-    *,
-    base: int | None = None,
-    cap: int | None = None,
-) -> list[str]:
-    """Make each failed message visible again after its backoff; returns the ids that
-    could not be changed (they come back after the queue's visibility timeout instead,
-    which is logged: the retry is late, never lost)."""
-    late: list[str] = []
+def hasten_retries(queue: Queue, failed: Iterable[QueueMessage]) -> None:
+    """Make each failed message visible again after its backoff. One that cannot be
+    changed comes back after the queue's visibility timeout instead, which is logged: the
+    retry is late, never lost."""
     for message in failed:
-        delay = retry_delay_seconds(message.receive_count, base=base, cap=cap)
+        delay = retry_delay_seconds(message.receive_count)
         try:
             queue.release(message, delay_seconds=delay)
         except Exception as exc:  # noqa: BLE001 - still retried, only later (logged)
@@ -58,5 +46,3 @@ def hasten_retries(
                 message.message_id,
                 exc,
             )
-            late.append(message.message_id)
-    return late
